@@ -1,0 +1,54 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is for the team.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+export RASA_TELEMETRY_ENABLED := false
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup model seed run test unit lint types validate eval shell clean help
+
+help:
+	@echo "make run   - set up on first use, train if needed, start bot + action server + gateway"
+	@echo "make test  - set up on first use, train if stale, lint, validate data, run every test"
+	@echo "make eval  - evaluate the NLU model on the held-out split (writes reports/)"
+	@echo "make shell - chat with the bot in the terminal (rasa shell)"
+
+setup:
+	@bash scripts/setup.sh
+
+model: setup
+	@$(PY) -m bot.cli ensure-model
+
+seed: setup
+	@mkdir -p var
+	@$(PY) -m actions.store.seed
+
+run: model seed
+	@bash scripts/run.sh
+
+lint: setup
+	@$(VENV)/bin/ruff check bot actions handoff tests scripts
+
+types: setup
+	@$(VENV)/bin/mypy bot actions handoff
+
+validate: setup
+	@$(RASA) data validate --config config.yml --domain bot/domain --data data --fail-on-warnings
+
+eval: model
+	@$(PY) -m bot.evaluation --out reports
+
+shell: model seed
+	@bash scripts/run.sh --shell
+
+# Order as the reference assistants do it: lint -> validate -> train -> tests (unit, NLU/story,
+# integration, browser). pytest runs last so its summary closes the output.
+test: lint validate model
+	@$(VENV)/bin/pytest
+
+unit: setup
+	@$(VENV)/bin/pytest tests/unit
+
+clean:
+	rm -rf models/*.tar.gz models/*.fingerprint reports var .pytest_cache
