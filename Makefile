@@ -6,7 +6,7 @@ RASA := $(VENV)/bin/rasa
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup model seed run test unit lint types validate eval shell clean help
+.PHONY: browser-deps setup model seed run test unit lint types validate eval shell clean help
 
 help:
 	@echo "make run   - set up on first use, train if needed, start bot + action server + gateway"
@@ -44,7 +44,7 @@ shell: model seed
 
 # Order as the reference assistants do it: lint -> validate -> train -> tests (unit, NLU/story,
 # integration, browser). pytest runs last so its summary closes the output.
-test: lint validate model
+test: lint validate model browser-deps
 	@$(VENV)/bin/pytest
 
 unit: setup
@@ -52,3 +52,6 @@ unit: setup
 
 clean:
 	rm -rf models/*.tar.gz models/*.fingerprint reports var .pytest_cache
+
+browser-deps:
+	@bash scripts/browser-deps.sh

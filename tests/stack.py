@@ -1,0 +1,168 @@
+"""Start the real processes (action server, Rasa, gateway) on free loopback ports for tests.
+
+Each process gets its own temporary databases, so no test depends on another's leftovers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log.is_file():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def _wait_until_up(service: Service, health_url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited early:\n{service.tail()}")
+        try:
+            with urllib.request.urlopen(health_url, timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            time.sleep(0.5)
+    service.stop()
+    raise RuntimeError(f"{service.name} not up after {seconds}s:\n{service.tail()}")
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", **env},
+        stdout=handle, stderr=subprocess.STDOUT,
+    )
+
+
+def start_action_server(workdir: Path, loan_db_url: str) -> Service:
+    port = free_port()
+    log = workdir / "actions.log"
+    process = _spawn(
+        "actions",
+        [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
+        {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": loan_db_url},
+        log,
+    )
+    service = Service("action server", process, f"http://127.0.0.1:{port}", log)
+    _wait_until_up(service, f"{service.url}/health", 90)
+    return service
+
+
+def start_rasa(workdir: Path, model: Path, action_url: str, token: str) -> Service:
+    port = free_port()
+    endpoints = workdir / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "{action_url}/webhook"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.sqlite"}"\n'
+    )
+    log = workdir / "rasa.log"
+    process = _spawn(
+        "rasa",
+        [
+            str(BIN / "rasa"), "run", "-m", str(model), "--endpoints", str(endpoints),
+            "--credentials", str(ROOT / "bot" / "credentials.yml"),
+            "-i", "127.0.0.1", "-p", str(port), "--enable-api", "-t", token,
+        ],
+        {},
+        log,
+    )
+    service = Service("rasa", process, f"http://127.0.0.1:{port}", log)
+    _wait_until_up(service, f"{service.url}/", 240)
+    return service
+
+
+def start_gateway(workdir: Path, rasa_url: str, rasa_token: str, **env: str) -> Service:
+    port = free_port()
+    log = workdir / "gateway.log"
+    process = _spawn(
+        "gateway",
+        [str(BIN / "python"), "-m", "handoff"],
+        {
+            "HANDOFF_HOST": "127.0.0.1",
+            "HANDOFF_PORT": str(port),
+            "HANDOFF_DB_URL": f"sqlite:///{workdir / 'handoff.sqlite'}",
+            "HANDOFF_RASA_URL": rasa_url,
+            "HANDOFF_RASA_TOKEN": rasa_token,
+            "HANDOFF_SECRET": secrets.token_urlsafe(32),
+            **env,
+        },
+        log,
+    )
+    service = Service("gateway", process, f"http://127.0.0.1:{port}", log)
+    _wait_until_up(service, f"{service.url}/healthz", 60)
+    return service
+
+
+def seed_loan_db(workdir: Path) -> str:
+    url = f"sqlite:///{workdir / 'loans.sqlite'}"
+    subprocess.run(
+        [str(BIN / "python"), "-m", "actions.store.seed", "--url", url],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    return url
+
+
+@dataclass
+class BotStack:
+    actions: Service
+    rasa: Service
+    rasa_token: str
+    loan_db_url: str
+    workdir: Path
+
+
+@contextmanager
+def bot_stack(workdir: Path, model: Path) -> Iterator[BotStack]:
+    """Action server + Rasa with the trained model, on free ports, with fresh databases."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    loan_db_url = seed_loan_db(workdir)
+    token = secrets.token_urlsafe(24)
+    actions = start_action_server(workdir, loan_db_url)
+    try:
+        rasa = start_rasa(workdir, model, actions.url, token)
+    except Exception:
+        actions.stop()
+        raise
+    try:
+        yield BotStack(actions, rasa, token, loan_db_url, workdir)
+    finally:
+        rasa.stop()
+        actions.stop()
