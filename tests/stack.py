@@ -64,7 +64,7 @@ def _wait_until_up(service: Service, health_url: str, seconds: float) -> None:
     raise RuntimeError(f"{service.name} not up after {seconds}s:\n{service.tail()}")
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("wb")
     return subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", **env},
@@ -76,7 +76,6 @@ def start_action_server(workdir: Path, loan_db_url: str) -> Service:
     port = free_port()
     log = workdir / "actions.log"
     process = _spawn(
-        "actions",
         [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
         {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": loan_db_url},
         log,
@@ -95,7 +94,6 @@ def start_rasa(workdir: Path, model: Path, action_url: str, token: str) -> Servi
     )
     log = workdir / "rasa.log"
     process = _spawn(
-        "rasa",
         [
             str(BIN / "rasa"), "run", "-m", str(model), "--endpoints", str(endpoints),
             "--credentials", str(ROOT / "bot" / "credentials.yml"),
@@ -113,7 +111,6 @@ def start_gateway(workdir: Path, rasa_url: str, rasa_token: str, **env: str) -> 
     port = free_port()
     log = workdir / "gateway.log"
     process = _spawn(
-        "gateway",
         [str(BIN / "python"), "-m", "handoff"],
         {
             "HANDOFF_HOST": "127.0.0.1",

@@ -140,7 +140,8 @@ def test_repayment_numbers_are_exact(bot: BotStack) -> None:
     from actions.store.repository import LoanRepository
 
     sender = new_sender()
-    answer = _answer_product_question(bot, sender, say(bot, sender, "借5万分12期等额本息每月还多少"))
+    first = say(bot, sender, "借5万分12期等额本息每月还多少")
+    answer = _answer_product_question(bot, sender, first)
     product = LoanRepository(bot.loan_db_url).get_product("credit")
     assert product is not None
     expected = build_schedule(50000, product.apr, 12, "equal_installment")
