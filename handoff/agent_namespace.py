@@ -1,0 +1,249 @@
+"""Agent socket.io namespace ("/agent") for the agent console.
+
+Authenticated at connect time with the token from POST /api/login (in the socket.io `auth`
+dict); every later event acts as that agent. Each socket joins `agent:<id>` (so all of an
+agent's tabs see the same thing) and `skill:<skill>` rooms. When an agent's last socket goes
+away the service starts a grace period; a reconnect within it cancels the requeue.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import socketio
+
+from handoff.borrower_namespace import (
+    ERROR_EVENT,
+    BadInput,
+    GatewayNamespace,
+    as_mapping,
+    field_int,
+    field_str,
+    guarded,
+    plain_text,
+)
+from handoff.borrower_namespace import MAX_ID_LENGTH as ID_MAX
+from handoff.delivery import AGENT_NS, BORROWER_NS, Delivery, agent_room, skill_room
+from handoff.errors import AuthError, HandoffError, NotSessionHolder
+from handoff.model import AgentEvents, Disposition, Presence
+from handoff.service import HandoffService
+
+log = logging.getLogger(__name__)
+
+PRESENCES = ("online", "away", "offline")
+DISPOSITIONS = ("resolved", "return_to_bot")
+CALLBACK_STATUSES = ("pending", "done", "cancelled")
+
+
+class AgentNamespace(GatewayNamespace):
+    def __init__(self, service: HandoffService, delivery: Delivery, max_length: int) -> None:
+        super().__init__(AGENT_NS, service, delivery)
+        self.max_length = max_length
+        # Sockets per agent on this node: presence changes on the first connect / last leave.
+        self._sockets: dict[str, set[str]] = {}
+
+    async def _agent_id(self, sid: str) -> str:
+        state = await self.get_session(sid)
+        agent_id = state.get("agent_id")
+        if not agent_id:  # cannot happen after a successful connect; refuse anyway
+            raise AuthError("socket has no agent")
+        return str(agent_id)
+
+    async def _agent(self, sid: str) -> str:
+        """The acting agent, re-checking the token on every event: an expired token or a
+        deactivated agent loses the socket at once, not at the next reconnect."""
+        state = await self.get_session(sid)
+        try:
+            agent = await self.call(self.service.agent_from_token, state.get("token") or "")
+        except AuthError as err:
+            await self.emit(ERROR_EVENT, err.to_dict(), to=sid)
+            await self.disconnect(sid)
+            raise
+        return agent.agent_id
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not isinstance(token, str) or not token:
+                raise AuthError("no token")
+            agent = await self.call(self.service.agent_from_token, token)
+            result = await self.call(self.service.agent_connected, agent.agent_id)
+        except HandoffError as err:
+            # Clients get connect_error {message: <Chinese>, data: {code, message}}.
+            refusal = socketio.exceptions.ConnectionRefusedError(err.message_zh, err.to_dict())
+            raise refusal from None
+        await self.save_session(sid, {"agent_id": agent.agent_id, "token": token})
+        await self.enter_room(sid, agent_room(agent.agent_id))
+        for skill in agent.skills:
+            await self.enter_room(sid, skill_room(skill))
+        first = not self._sockets.get(agent.agent_id)
+        self._sockets.setdefault(agent.agent_id, set()).add(sid)
+        # socket.io clients buffer events that arrive before the connect ack, so these are
+        # safe to send from the connect handler.
+        await self.emit("hello", {
+            "agent": result.agent.to_dict(),
+            "held": [t.to_dict() for t in result.held],
+            "first_socket": first,
+        }, to=sid)
+        await self.emit(AgentEvents.QUEUE, result.snapshot.to_dict(), to=sid)
+        await self.delivery.deliver(result.effects)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        try:
+            agent_id = await self._agent_id(sid)
+        except (AuthError, KeyError):
+            return
+        sockets = self._sockets.get(agent_id, set())
+        sockets.discard(sid)
+        if sockets:
+            return
+        self._sockets.pop(agent_id, None)
+        try:
+            effects = await self.call(self.service.agent_disconnected, agent_id)
+        except HandoffError:
+            log.exception("agent_disconnected failed for %s", agent_id)
+            return
+        await self.delivery.deliver(effects)
+
+    # --- events ------------------------------------------------------------------------
+
+    @guarded
+    async def on_presence(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data)
+        presence = field_str(payload, "presence")
+        if presence not in PRESENCES:
+            raise BadInput("bad presence", message_zh="状态只能是 online、away 或 offline")
+        agent_id = await self._agent(sid)
+        effects = await self.call(self.service.agent_presence, agent_id,
+                                  cast(Presence, presence))
+        await self.delivery.deliver(effects)
+        return {"ok": True, "presence": presence}
+
+    @guarded
+    async def on_queue(self, sid: str, data: Any = None) -> dict[str, Any]:
+        agent_id = await self._agent(sid)
+        snapshot = await self.call(self.service.queue_snapshot, agent_id)
+        await self.emit(AgentEvents.QUEUE, snapshot.to_dict(), to=sid)
+        return {"ok": True, "queue": snapshot.to_dict()}
+
+    @guarded
+    async def on_claim(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data)
+        session_id = str(field_str(payload, "session_id", max_length=ID_MAX))
+        agent_id = await self._agent(sid)
+        result = await self.call(self.service.claim, agent_id, session_id)
+        await self.delivery.deliver(result.effects)
+        return {"ok": True, "transcript": result.transcript.to_dict()}
+
+    @guarded
+    async def on_message(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Stored by the service before it is relayed; the ack carries the stored seq."""
+        payload = as_mapping(data)
+        session_id = str(field_str(payload, "session_id", max_length=ID_MAX))
+        text = plain_text(str(field_str(payload, "text")))
+        client_msg_id = field_str(payload, "client_msg_id", required=False, max_length=ID_MAX)
+        agent_id = await self._agent(sid)
+        result = await self.call(self.service.agent_message, agent_id, session_id, text,
+                                 client_msg_id)
+        await self.delivery.deliver(result.effects)
+        return {"ok": True, "seq": result.message.seq, "route": result.route}
+
+    @guarded
+    async def on_typing(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """Ephemeral typing indicator to the borrower; only the holder may send it."""
+        payload = as_mapping(data)
+        session_id = str(field_str(payload, "session_id", max_length=ID_MAX))
+        typing = payload.get("typing", True)
+        if not isinstance(typing, bool):
+            raise BadInput("typing must be a boolean", message_zh="字段 typing 必须是布尔值")
+        agent_id = await self._agent(sid)
+        view = await self.call(self.service.session, session_id)
+        if view.state != "assigned" or view.agent_id != agent_id:
+            raise NotSessionHolder("typing in a session not held")
+        await self.delivery.sio.emit(
+            "agent_typing",
+            {"session_id": session_id, "typing": typing, "agent_name": view.agent_name},
+            room=session_id,
+            namespace=BORROWER_NS,
+        )
+        return {"ok": True}
+
+    @guarded
+    async def on_note(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data)
+        session_id = str(field_str(payload, "session_id", max_length=ID_MAX))
+        text = plain_text(str(field_str(payload, "text")))
+        agent_id = await self._agent(sid)
+        note = await self.call(self.service.note, agent_id, session_id, text)
+        await self.delivery.sio.emit(AgentEvents.NOTE, note.to_dict(),
+                                     room=agent_room(agent_id), namespace=AGENT_NS)
+        return {"ok": True, "note": note.to_dict()}
+
+    @guarded
+    async def on_transfer(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data)
+        session_id = str(field_str(payload, "session_id", max_length=ID_MAX))
+        to_agent = field_str(payload, "to_agent", required=False, max_length=ID_MAX)
+        to_skill = field_str(payload, "to_skill", required=False, max_length=ID_MAX)
+        if (to_agent is None) == (to_skill is None):
+            raise BadInput("exactly one of to_agent / to_skill",
+                           message_zh="请指定转接的坐席或技能组（二选一）")
+        agent_id = await self._agent(sid)
+        result = await self.call(self.service.transfer, agent_id, session_id,
+                                 to_agent=to_agent, to_skill=to_skill)
+        await self.delivery.deliver(result.effects)
+        return {"ok": True, "session": result.session.to_dict()}
+
+    @guarded
+    async def on_close(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data)
+        session_id = str(field_str(payload, "session_id", max_length=ID_MAX))
+        disposition = field_str(payload, "disposition", required=False) or "resolved"
+        if disposition not in DISPOSITIONS:
+            raise BadInput("bad disposition",
+                           message_zh="结束方式只能是 resolved 或 return_to_bot")
+        agent_id = await self._agent(sid)
+        result = await self.call(self.service.close, agent_id, session_id,
+                                 cast(Disposition, disposition))
+        await self.delivery.deliver(result.effects)
+        return {"ok": True, "session": result.session.to_dict()}
+
+    @guarded
+    async def on_transcript(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data)
+        session_id = str(field_str(payload, "session_id", max_length=ID_MAX))
+        agent_id = await self._agent(sid)
+        transcript = await self.call(self.service.transcript_for_agent, agent_id, session_id)
+        return {"ok": True, "transcript": transcript.to_dict()}
+
+    @guarded
+    async def on_callbacks(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data, allow_none=True)
+        status = field_str(payload, "status", required=False)
+        if status is not None and status not in CALLBACK_STATUSES:
+            raise BadInput("bad status", message_zh="回呼状态只能是 pending、done 或 cancelled")
+        agent_id = await self._agent(sid)
+        views = await self.call(self.service.list_callbacks, agent_id, status)
+        items = [v.to_dict() for v in views]
+        await self.emit("callbacks", {"callbacks": items}, to=sid)
+        return {"ok": True, "callbacks": items}
+
+    @guarded
+    async def on_callback_status(self, sid: str, data: Any = None) -> dict[str, Any]:
+        payload = as_mapping(data)
+        callback_id = int(field_int(payload, "id") or 0)
+        status = field_str(payload, "status")
+        if status not in ("done", "cancelled"):
+            raise BadInput("bad status", message_zh="回呼状态只能是 done 或 cancelled")
+        agent_id = await self._agent(sid)
+        view = await self.call(self.service.set_callback_status, agent_id, callback_id,
+                               status)
+        return {"ok": True, "callback": view.to_dict()}
+
+    @guarded
+    async def on_agents(self, sid: str, data: Any = None) -> dict[str, Any]:
+        await self._agent(sid)
+        agents = await self.call(self.service.list_agents)
+        return {"ok": True, "agents": [a.to_dict() for a in agents]}
+

@@ -1,0 +1,257 @@
+"""Gateway app factory: settings → store, service, socket.io server, ASGI app.
+
+The socket.io client manager is in-process by default; with HANDOFF_REDIS_URL set it is a
+Redis pub/sub manager so several gateway processes can share rooms. Plain HTTP (health,
+login, static files for the chat page and agent console) is a tiny ASGI router rather than
+a framework, because the gateway serves only a handful of routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import mimetypes
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import socketio
+
+from handoff.agent_namespace import AgentNamespace
+from handoff.borrower_namespace import BorrowerNamespace
+from handoff.delivery import Delivery
+from handoff.errors import HandoffError, ValidationError
+from handoff.policy import Policy
+from handoff.rasa_client import RasaClient
+from handoff.service import HandoffService
+from handoff.settings import Settings
+from handoff.store import Store
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_LOGIN_BODY = 16 * 1024
+# Well above the text limit so an over-long message (even 1 MB of Chinese, JSON-escaped) gets
+# a clear `error` event rather than a dropped connection; larger frames are refused by
+# engine.io, which closes the connection.
+MAX_SOCKET_FRAME = 4 * 1024 * 1024
+TICK_SECONDS = 1.0
+WORKER_THREADS = 32
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Gateway:
+    """Everything one gateway process runs; `app` is what uvicorn serves."""
+
+    settings: Settings
+    store: Store
+    service: HandoffService
+    rasa: RasaClient
+    sio: socketio.AsyncServer
+    delivery: Delivery
+    app: socketio.ASGIApp = field(init=False)
+    _ticker: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        router = HttpRouter(self)
+        self.app = socketio.ASGIApp(
+            self.sio, other_asgi_app=router, on_startup=self.startup, on_shutdown=self.shutdown
+        )
+
+    async def startup(self) -> None:
+        # Service calls run in worker threads; the default pool (cores + 4) is small.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="handoff")
+        )
+        self._ticker = asyncio.ensure_future(self._tick_forever())
+
+    async def shutdown(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await self.delivery.drain()
+        await self.rasa.close()
+        self.store.dispose()
+
+    async def _tick_forever(self) -> None:
+        """Grace-period expiry and other timed work lives in the service's tick()."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                effects = await asyncio.to_thread(self.service.tick)
+                await self.delivery.deliver(effects)
+            except Exception:  # keep ticking: one failure must not stop requeues
+                log.exception("tick failed")
+
+
+def client_manager(redis_url: str | None) -> socketio.AsyncManager:
+    """In-process rooms by default; Redis pub/sub when several processes share them."""
+    if redis_url:
+        return socketio.AsyncRedisManager(redis_url)
+    return socketio.AsyncManager()
+
+
+def build_gateway(
+    settings: Settings | None = None,
+    *,
+    redis_url: str | None = None,
+    rasa_token: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Gateway:
+    """Wire the gateway from settings (environment by default).
+
+    HANDOFF_REDIS_URL and HANDOFF_RASA_TOKEN are read here until Settings carries them."""
+    settings = settings or Settings.from_env()
+    if redis_url is None:
+        redis_url = getattr(settings, "redis_url", None) or os.environ.get("HANDOFF_REDIS_URL")
+    store = Store(settings.db_url)
+    policy = Policy.load(settings.policy_file)
+    service = HandoffService(store, policy, settings, clock)
+    # Rasa's --auth-token guards /conversations/* (resume events); the webhook ignores it.
+    if rasa_token is None:
+        rasa_token = getattr(settings, "rasa_token", None) or os.environ.get("HANDOFF_RASA_TOKEN")
+    rasa = RasaClient(
+        settings.rasa_url, timeout_seconds=settings.rasa_timeout_seconds, token=rasa_token or None
+    )
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=client_manager(redis_url),
+        cors_allowed_origins=list(settings.cors_origins) or None,
+        max_http_buffer_size=MAX_SOCKET_FRAME,
+        logger=False,
+        engineio_logger=False,
+    )
+    delivery = Delivery(sio, rasa, service, asyncio.to_thread)
+    sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length))
+    sio.register_namespace(AgentNamespace(service, delivery, settings.max_message_length))
+    return Gateway(settings, store, service, rasa, sio, delivery)
+
+
+def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+    """The ASGI app uvicorn serves (socket.io + the HTTP router)."""
+    return build_gateway(settings).app
+
+
+class HttpRouter:
+    """GET /healthz, POST /api/login, static files; everything else 404 (JSON)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        method, path = scope["method"], scope["path"]
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            await json_response(send, 200, {"status": "ok"})
+        elif path == "/api/login":
+            if method != "POST":
+                await json_response(send, 405, {"code": "method_not_allowed",
+                                                "message": "请使用 POST"})
+            else:
+                await self.login(receive, send)
+        elif method in ("GET", "HEAD"):
+            await self.static(path, send, head=method == "HEAD")
+        else:
+            await json_response(send, 404, {"code": "not_found", "message": "未找到"})
+
+    async def login(self, receive: Receive, send: Send) -> None:
+        try:
+            body = await read_body(receive, MAX_LOGIN_BODY)
+            data = json.loads(body.decode("utf-8")) if body else None
+            if not isinstance(data, dict):
+                raise ValidationError("login body", message_zh="请求格式错误，应为 JSON 对象")
+            username, password = data.get("username"), data.get("password")
+            if not isinstance(username, str) or not isinstance(password, str) or not username:
+                raise ValidationError("login fields", message_zh="请填写用户名和密码")
+            result = await asyncio.to_thread(self.gateway.service.login, username, password)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            await json_response(send, 400, {"code": "invalid_input",
+                                            "message": "请求格式错误，应为 JSON 对象"})
+            return
+        except BodyTooLarge:
+            await json_response(send, 413, {"code": "invalid_input", "message": "请求内容过大"})
+            return
+        except HandoffError as err:
+            status = 400 if isinstance(err, ValidationError) else 401
+            if err.code == "rate_limited":
+                status = 429
+            await json_response(send, status, err.to_dict())
+            return
+        await json_response(send, 200, {
+            "token": result.token,
+            "expires_at": result.expires_at.isoformat(),
+            "agent": result.agent.to_dict(),
+        })
+
+    async def static(self, path: str, send: Send, *, head: bool) -> None:
+        """Files under handoff/static/; `/` is index.html. No path escapes the folder."""
+        relative = "index.html" if path in ("/", "") else path.lstrip("/")
+        if relative.startswith("static/"):
+            relative = relative[len("static/"):]
+        root = STATIC_DIR.resolve()
+        target = (root / relative).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if root not in target.parents or not target.is_file():
+            await json_response(send, 404, {"code": "not_found", "message": "未找到"})
+            return
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type.endswith("javascript"):
+            content_type += "; charset=utf-8"
+        body = b"" if head else target.read_bytes()
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(target.stat().st_size).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"cache-control", b"no-cache"),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def json_response(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(data)).encode()),
+        (b"cache-control", b"no-store"),
+    ]})
+    await send({"type": "http.response.body", "body": data})

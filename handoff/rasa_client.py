@@ -1,0 +1,82 @@
+"""HTTP client for the Rasa server (REST channel + tracker events).
+
+The gateway talks to Rasa over plain HTTP rather than through a custom Rasa channel, so Rasa
+stays stateless from the gateway's point of view (see docs/protocol.md for the reasons).
+Every call has explicit timeouts; failures surface as :class:`RasaUnavailable` so the
+transport can hand the borrower to a human instead of leaving them waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+# A reply from Rasa's REST channel: {"recipient_id", "text"?, "buttons"?, "image"?,
+# "custom"?, "attachment"?}.
+RasaReply = dict[str, Any]
+
+
+class RasaUnavailable(Exception):
+    """Rasa could not be reached, timed out, or answered with something unusable."""
+
+
+class RasaClient:
+    """Thin async wrapper around the two Rasa endpoints the gateway needs."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float = 10.0,
+        connect_timeout_seconds: float = 3.0,
+        token: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds, connect=connect_timeout_seconds
+        )
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created lazily: an aiohttp session must be made inside the running loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    def _params(self) -> dict[str, str]:
+        return {"token": self._token} if self._token else {}
+
+    async def close(self) -> None:
+        """Release the connection pool (called on app shutdown)."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def send_message(
+        self, session_id: str, text: str, metadata: Mapping[str, Any] | None = None
+    ) -> list[RasaReply]:
+        """Post one borrower message to the REST channel and return Rasa's replies."""
+        body = {"sender": session_id, "message": text, "metadata": dict(metadata or {})}
+        data = await self._post(f"{self.base_url}/webhooks/rest/webhook", body)
+        if not isinstance(data, list):
+            raise RasaUnavailable("REST channel did not return a list")
+        return [reply for reply in data if isinstance(reply, dict)]
+
+    async def append_events(self, session_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """Append tracker events, e.g. ``resume`` when a human returns the borrower."""
+        url = f"{self.base_url}/conversations/{session_id}/tracker/events"
+        await self._post(url, [dict(e) for e in events])
+
+    async def _post(self, url: str, body: Any) -> Any:
+        try:
+            async with self._client().post(url, json=body, params=self._params()) as resp:
+                if resp.status >= 400:
+                    raise RasaUnavailable(f"HTTP {resp.status} from {url}")
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise RasaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+

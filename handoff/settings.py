@@ -1,0 +1,206 @@
+"""One typed settings object for the gateway, read from HANDOFF_* environment variables.
+
+Bad values fail loudly at start-up (ConfigError naming the variable) rather than at the first
+request. The token secret is never in the repository: HANDOFF_SECRET, or a random one created
+once in the var directory (mode 600) so tokens survive restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from handoff.errors import ConfigError
+
+SECRET_FILE_NAME = "handoff_secret"
+MIN_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` messages in any `per_seconds` window."""
+
+    count: int
+    per_seconds: float
+
+
+@dataclass(frozen=True)
+class ServiceHours:
+    """Daily window when human agents work, in `tz` (start inclusive, end exclusive)."""
+
+    start: time
+    end: time
+    tz: ZoneInfo
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    host: str
+    port: int
+    rasa_url: str
+    rasa_timeout_seconds: float
+    secret: str
+    token_ttl_seconds: int
+    grace_seconds: int
+    service_hours: ServiceHours
+    borrower_rate: RateLimit
+    agent_rate: RateLimit
+    max_message_length: int
+    max_sessions_per_agent: int
+    default_handle_seconds: int
+    history_limit: int
+    policy_file: Path
+    var_dir: Path
+    cors_origins: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment (or a given mapping, for tests)."""
+        env = os.environ if environ is None else environ
+        var_dir = Path(_str(env, "HANDOFF_VAR_DIR", "var"))
+        return cls(
+            db_url=_db_url(_str(env, "HANDOFF_DB_URL", f"sqlite:///{var_dir}/handoff.sqlite")),
+            host=_str(env, "HANDOFF_HOST", "127.0.0.1"),
+            port=_int(env, "HANDOFF_PORT", 8080, low=1, high=65535),
+            rasa_url=_url(env, "HANDOFF_RASA_URL", env.get("RASA_URL") or "http://127.0.0.1:5005"),
+            rasa_timeout_seconds=_float(env, "HANDOFF_RASA_TIMEOUT", 10.0, low=0.1, high=300),
+            secret=_secret(env, var_dir),
+            token_ttl_seconds=_int(env, "HANDOFF_TOKEN_TTL", 8 * 3600, low=60, high=7 * 86400),
+            grace_seconds=_int(env, "HANDOFF_GRACE_SECONDS", 30, low=0, high=3600),
+            service_hours=_hours(
+                _str(env, "HANDOFF_SERVICE_HOURS", "09:00-21:00"),
+                _str(env, "HANDOFF_TIMEZONE", "Asia/Shanghai"),
+            ),
+            borrower_rate=_rate(env, "HANDOFF_BORROWER_RATE", "20/60"),
+            agent_rate=_rate(env, "HANDOFF_AGENT_RATE", "60/60"),
+            max_message_length=_int(env, "HANDOFF_MAX_MESSAGE_LENGTH", 2000, low=1, high=100_000),
+            max_sessions_per_agent=_int(env, "HANDOFF_MAX_SESSIONS_PER_AGENT", 3, low=1, high=50),
+            default_handle_seconds=_int(env, "HANDOFF_DEFAULT_HANDLE_SECONDS", 300, low=1,
+                                        high=86400),
+            history_limit=_int(env, "HANDOFF_HISTORY_LIMIT", 50, low=1, high=1000),
+            policy_file=Path(
+                _str(env, "HANDOFF_POLICY_FILE", "config/handoff.yml")
+            ),
+            var_dir=var_dir,
+            cors_origins=tuple(
+                o.strip() for o in _str(env, "HANDOFF_CORS_ORIGINS", "").split(",") if o.strip()
+            ),
+        )
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name)
+    if value is None:
+        return default
+    value = value.strip()
+    if not value:
+        raise ConfigError(f"{name} is set but empty")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float,
+           high: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _str(env, name, default).rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _db_url(value: str) -> str:
+    if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
+        raise ConfigError(f"HANDOFF_DB_URL must be a sqlite or postgresql URL, got {value!r}")
+    if value.startswith("postgres:"):
+        value = "postgresql:" + value[len("postgres:"):]
+    return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> RateLimit:
+    raw = _str(env, name, default)
+    try:
+        count_s, seconds_s = raw.split("/")
+        count, seconds = int(count_s), float(seconds_s)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must look like '20/60' (messages/seconds), got {raw!r}"
+        ) from None
+    if count < 1 or seconds <= 0:
+        raise ConfigError(f"{name} needs a positive count and window, got {raw!r}")
+    return RateLimit(count, seconds)
+
+
+def parse_service_hours(raw: str, tz_name: str) -> ServiceHours:
+    """Parse 'HH:MM-HH:MM' in a named time zone (end after start, same day)."""
+    return _hours(raw, tz_name)
+
+
+def _hours(raw: str, tz_name: str) -> ServiceHours:
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"HANDOFF_TIMEZONE is not a known time zone: {tz_name!r}") from None
+    try:
+        start_s, end_s = raw.split("-")
+        start, end = time.fromisoformat(start_s.strip()), time.fromisoformat(end_s.strip())
+    except ValueError:
+        raise ConfigError(
+            f"HANDOFF_SERVICE_HOURS must look like '09:00-21:00', got {raw!r}"
+        ) from None
+    if end <= start:
+        raise ConfigError(f"HANDOFF_SERVICE_HOURS must end after it starts, got {raw!r}")
+    return ServiceHours(start, end, tz)
+
+
+def _secret(env: Mapping[str, str], var_dir: Path) -> str:
+    given = env.get("HANDOFF_SECRET")
+    if given is not None:
+        if len(given.strip()) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"HANDOFF_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+        return given.strip()
+    path = var_dir / SECRET_FILE_NAME
+    if path.exists():
+        stored = path.read_text(encoding="utf-8").strip()
+        if len(stored) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{path} holds a secret shorter than {MIN_SECRET_LENGTH} characters")
+        return stored
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: if another process created it meanwhile, use theirs so all agree.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret)
+    return secret

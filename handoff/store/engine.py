@@ -1,0 +1,91 @@
+"""Engine set-up for SQLite (WAL, serialized writers) and PostgreSQL.
+
+Why `BEGIN IMMEDIATE` on SQLite: a deferred transaction that reads and then writes can fail
+with "database is locked" when another writer got in between; taking the write lock up front
+makes concurrent writers queue (busy_timeout) instead. Read-only work uses `read()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from handoff.errors import ConfigError
+from handoff.store.schema import metadata
+
+_READ_OPTION = "handoff_read_only"
+
+
+class Store:
+    """Owns the engine; hands out transactions. All queries live in handoff.store.repo."""
+
+    def __init__(self, url: str, *, create_tables: bool = True) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(f"bad database URL {url!r}: {exc}") from None
+        self.url = url
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.engine: Engine = self._make_engine(parsed)
+        if create_tables:
+            metadata.create_all(self.engine)
+
+    def _make_engine(self, parsed: Any) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(parsed, future=True, pool_pre_ping=True)
+        database = parsed.database
+        in_memory = not database or database == ":memory:"
+        if in_memory:
+            engine = create_engine(
+                parsed, future=True, poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+            )
+        else:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                parsed, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see "begin" below)
+            cursor = dbapi_conn.cursor()
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            if conn.get_execution_options().get(_READ_OPTION):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write transaction; commits on success, rolls back on any exception."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (no write lock on SQLite)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_READ_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,486 @@
+"""Queries of the gateway store. Every function takes an open Connection so the service can
+compose several of them into one transaction (persist + state change + audit together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from handoff.errors import ConflictError, NotFound
+from handoff.model import (
+    AgentView,
+    CallbackView,
+    MessageView,
+    NoteView,
+    SessionView,
+    TransitionView,
+)
+from handoff.store.schema import agents, callbacks, csat, messages, notes, sessions, transitions
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+def get_session(conn: Connection, session_id: str, *, for_update: bool = False) -> Row | None:
+    """The session row; `for_update` locks it on PostgreSQL (SQLite already holds the
+    database write lock inside Store.write())."""
+    query = select(sessions).where(sessions.c.id == session_id)
+    if for_update:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def require_session(conn: Connection, session_id: str, *, for_update: bool = False) -> Row:
+    row = get_session(conn, session_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
+    return row
+
+
+def insert_session(conn: Connection, session_id: str, identity: str | None, now: datetime) -> None:
+    conn.execute(
+        sessions.insert().values(
+            id=session_id, identity=identity, state="bot", episode=0, requeued_front=False,
+            unresolved_turns=0, last_seq=0, version=1, created_at=now, updated_at=now,
+        )
+    )
+
+
+def update_session(
+    conn: Connection, session_id: str, version: int, now: datetime, **values: Any
+) -> int:
+    """Update the row only if nobody changed it since `version` was read; returns the new
+    version. Raises ConflictError when the row moved on (optimistic concurrency)."""
+    result = conn.execute(
+        update(sessions)
+        .where(and_(sessions.c.id == session_id, sessions.c.version == version))
+        .values(**values, version=version + 1, updated_at=now)
+    )
+    if result.rowcount != 1:
+        raise ConflictError(f"session {session_id} changed concurrently")
+    return version + 1
+
+
+def claim_session(
+    conn: Connection, session_id: str, agent_id: str, version: int, now: datetime
+) -> bool:
+    """The atomic claim: one conditional UPDATE; True only for the single winner."""
+    result = conn.execute(
+        update(sessions)
+        .where(
+            and_(
+                sessions.c.id == session_id,
+                sessions.c.state == "queued",
+                sessions.c.version == version,
+            )
+        )
+        .values(
+            state="assigned", agent_id=agent_id, claimed_at=now, requeued_front=False,
+            version=version + 1, updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+def queued_sessions(conn: Connection) -> list[Row]:
+    return list(conn.execute(select(sessions).where(sessions.c.state == "queued")))
+
+
+def held_sessions(conn: Connection, agent_id: str) -> list[Row]:
+    return list(
+        conn.execute(
+            select(sessions)
+            .where(and_(sessions.c.state == "assigned", sessions.c.agent_id == agent_id))
+            .order_by(sessions.c.claimed_at)
+        )
+    )
+
+
+def earlier_sessions(conn: Connection, identity: str, exclude: str) -> list[Row]:
+    return list(
+        conn.execute(
+            select(sessions)
+            .where(and_(sessions.c.identity == identity, sessions.c.id != exclude))
+            .order_by(sessions.c.created_at)
+        )
+    )
+
+
+def session_view(row: Row, agent_name: str | None = None) -> SessionView:
+    return SessionView(
+        session_id=row.id, identity=row.identity, state=row.state, episode=row.episode,
+        agent_id=row.agent_id, agent_name=agent_name, reason=row.reason, intent=row.intent,
+        confidence=row.confidence, routing_key=row.routing_key, skill=row.skill,
+        waiting_since=row.waiting_since, requeued_front=bool(row.requeued_front),
+        unresolved_turns=row.unresolved_turns, last_seq=row.last_seq,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+def find_client_message(conn: Connection, session_id: str, client_msg_id: str) -> Row | None:
+    return conn.execute(
+        select(messages).where(
+            and_(messages.c.session_id == session_id, messages.c.client_msg_id == client_msg_id)
+        )
+    ).first()
+
+
+def append_message(
+    conn: Connection,
+    session_id: str,
+    *,
+    episode: int,
+    sender: str,
+    text: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    agent_id: str | None = None,
+    display_name: str | None = None,
+    intent: str | None = None,
+    confidence: float | None = None,
+    client_msg_id: str | None = None,
+) -> MessageView:
+    """Store a message with the next seq of its session. The increment is one UPDATE, which
+    row-locks (PostgreSQL) or runs under the write lock (SQLite), so seqs never collide."""
+    bumped = conn.execute(
+        update(sessions).where(sessions.c.id == session_id).values(last_seq=sessions.c.last_seq + 1)
+    )
+    if bumped.rowcount != 1:
+        raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
+    seq = conn.execute(select(sessions.c.last_seq).where(sessions.c.id == session_id)).scalar_one()
+    values = dict(
+        session_id=session_id, seq=seq, episode=episode, sender=sender, agent_id=agent_id,
+        display_name=display_name, text=text, payload=payload, intent=intent,
+        confidence=confidence, client_msg_id=client_msg_id, created_at=now,
+    )
+    try:
+        with conn.begin_nested():
+            conn.execute(messages.insert().values(**values))
+    except IntegrityError:
+        raise ConflictError(f"message {client_msg_id!r} already stored") from None
+    return MessageView(
+        session_id=session_id, seq=seq, sender=sender,  # type: ignore[arg-type]
+        text=text, created_at=now, payload=payload, agent_id=agent_id,
+        display_name=display_name, intent=intent, confidence=confidence,
+        client_msg_id=client_msg_id, episode=episode,
+    )
+
+
+def messages_since(
+    conn: Connection, session_id: str, last_seq: int, limit: int | None = None
+) -> list[MessageView]:
+    query = (
+        select(messages)
+        .where(and_(messages.c.session_id == session_id, messages.c.seq > last_seq))
+        .order_by(messages.c.seq)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [message_view(r) for r in conn.execute(query)]
+
+
+def last_messages(conn: Connection, session_id: str, count: int) -> list[MessageView]:
+    rows = conn.execute(
+        select(messages)
+        .where(messages.c.session_id == session_id)
+        .order_by(messages.c.seq.desc())
+        .limit(count)
+    )
+    return [message_view(r) for r in reversed(list(rows))]
+
+
+def messages_of_sessions(conn: Connection, session_ids: Sequence[str]) -> list[MessageView]:
+    if not session_ids:
+        return []
+    rows = conn.execute(
+        select(messages, sessions.c.created_at.label("session_created"))
+        .join(sessions, sessions.c.id == messages.c.session_id)
+        .where(messages.c.session_id.in_(list(session_ids)))
+        .order_by(sessions.c.created_at, messages.c.session_id, messages.c.seq)
+    )
+    return [message_view(r) for r in rows]
+
+
+def last_borrower_texts(conn: Connection, session_ids: Iterable[str]) -> dict[str, str]:
+    """The newest borrower text of each session (queue previews)."""
+    ids = list(session_ids)
+    if not ids:
+        return {}
+    newest = (
+        select(messages.c.session_id, func.max(messages.c.seq).label("seq"))
+        .where(and_(messages.c.session_id.in_(ids), messages.c.sender == "borrower"))
+        .group_by(messages.c.session_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(messages.c.session_id, messages.c.text).join(
+            newest,
+            and_(messages.c.session_id == newest.c.session_id, messages.c.seq == newest.c.seq),
+        )
+    )
+    return {r.session_id: r.text for r in rows}
+
+
+def set_message_intent(
+    conn: Connection, session_id: str, seq: int, intent: str, confidence: float | None
+) -> bool:
+    result = conn.execute(
+        update(messages)
+        .where(
+            and_(
+                messages.c.session_id == session_id,
+                messages.c.seq == seq,
+                messages.c.sender == "borrower",
+            )
+        )
+        .values(intent=intent, confidence=confidence)
+    )
+    return result.rowcount == 1
+
+
+def last_borrower_seq(conn: Connection, session_id: str) -> int | None:
+    return conn.execute(
+        select(func.max(messages.c.seq)).where(
+            and_(messages.c.session_id == session_id, messages.c.sender == "borrower")
+        )
+    ).scalar()
+
+
+def message_view(row: Row) -> MessageView:
+    return MessageView(
+        session_id=row.session_id, seq=row.seq, sender=row.sender, text=row.text,
+        created_at=row.created_at, payload=row.payload, agent_id=row.agent_id,
+        display_name=row.display_name, intent=row.intent, confidence=row.confidence,
+        client_msg_id=row.client_msg_id, episode=row.episode,
+    )
+
+
+# --- transitions (audit) -----------------------------------------------------------------
+
+
+def insert_transition(
+    conn: Connection,
+    session_id: str,
+    *,
+    from_state: str,
+    to_state: str,
+    event: str,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+    handle_seconds: float | None = None,
+) -> None:
+    conn.execute(
+        transitions.insert().values(
+            session_id=session_id, from_state=from_state, to_state=to_state, event=event,
+            actor=actor, reason=(reason or None) and reason[:255], handle_seconds=handle_seconds,
+            created_at=now,
+        )
+    )
+
+
+def transitions_of(conn: Connection, session_id: str) -> list[TransitionView]:
+    rows = conn.execute(
+        select(transitions)
+        .where(transitions.c.session_id == session_id)
+        .order_by(transitions.c.id)
+    )
+    return [
+        TransitionView(
+            session_id=r.session_id, from_state=r.from_state, to_state=r.to_state,
+            event=r.event, actor=r.actor, reason=r.reason, created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def recent_handle_seconds(conn: Connection, limit: int = 50) -> list[float]:
+    rows = conn.execute(
+        select(transitions.c.handle_seconds)
+        .where(transitions.c.handle_seconds.is_not(None))
+        .order_by(transitions.c.id.desc())
+        .limit(limit)
+    )
+    return [float(r.handle_seconds) for r in rows]
+
+
+# --- notes, csat, callbacks --------------------------------------------------------------
+
+
+def insert_note(
+    conn: Connection, session_id: str, agent_id: str, display_name: str, text: str, now: datetime
+) -> NoteView:
+    result = conn.execute(
+        notes.insert().values(
+            session_id=session_id, agent_id=agent_id, display_name=display_name, text=text,
+            created_at=now,
+        )
+    )
+    return NoteView(
+        id=int(result.inserted_primary_key[0]), session_id=session_id, agent_id=agent_id,
+        display_name=display_name, text=text, created_at=now,
+    )
+
+
+def notes_of(conn: Connection, session_ids: Sequence[str]) -> list[NoteView]:
+    if not session_ids:
+        return []
+    rows = conn.execute(
+        select(notes).where(notes.c.session_id.in_(list(session_ids))).order_by(notes.c.id)
+    )
+    return [
+        NoteView(id=r.id, session_id=r.session_id, agent_id=r.agent_id,
+                 display_name=r.display_name, text=r.text, created_at=r.created_at)
+        for r in rows
+    ]
+
+
+def insert_csat(
+    conn: Connection, session_id: str, episode: int, agent_id: str | None, score: int,
+    comment: str | None, now: datetime,
+) -> None:
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                csat.insert().values(
+                    session_id=session_id, episode=episode, agent_id=agent_id, score=score,
+                    comment=comment, created_at=now,
+                )
+            )
+    except IntegrityError:
+        raise ConflictError(
+            "csat already given", message_zh="您已评价过本次服务，感谢您的反馈"
+        ) from None
+
+
+def csat_of(conn: Connection, session_id: str, episode: int) -> Row | None:
+    return conn.execute(
+        select(csat).where(and_(csat.c.session_id == session_id, csat.c.episode == episode))
+    ).first()
+
+
+def insert_callback(
+    conn: Connection, session_id: str, phone: str, start: datetime, end: datetime, now: datetime
+) -> int:
+    result = conn.execute(
+        callbacks.insert().values(
+            session_id=session_id, phone=phone, window_start=start, window_end=end,
+            status="pending", created_at=now, updated_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def get_callback(conn: Connection, callback_id: int) -> Row | None:
+    return conn.execute(select(callbacks).where(callbacks.c.id == callback_id)).first()
+
+
+def list_callbacks(conn: Connection, status: str | None) -> list[Row]:
+    query = select(callbacks).order_by(callbacks.c.window_start, callbacks.c.id)
+    if status is not None:
+        query = query.where(callbacks.c.status == status)
+    return list(conn.execute(query))
+
+
+def set_callback_status(
+    conn: Connection, callback_id: int, status: str, agent_id: str, now: datetime
+) -> None:
+    conn.execute(
+        update(callbacks)
+        .where(callbacks.c.id == callback_id)
+        .values(status=status, handled_by=agent_id, updated_at=now)
+    )
+
+
+def callback_view(row: Row, phone_masked: str, phone: str | None) -> CallbackView:
+    return CallbackView(
+        id=row.id, session_id=row.session_id, phone_masked=phone_masked, phone=phone,
+        window_start=row.window_start, window_end=row.window_end, status=row.status,
+        created_at=row.created_at,
+    )
+
+
+# --- agents ------------------------------------------------------------------------------
+
+
+def insert_agent(
+    conn: Connection, *, username: str, display_name: str, password_hash: str,
+    skills: Sequence[str], role: str, max_sessions: int, now: datetime,
+) -> None:
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                agents.insert().values(
+                    username=username, display_name=display_name, password_hash=password_hash,
+                    skills=list(skills), role=role, presence="offline", max_sessions=max_sessions,
+                    active=True, created_at=now,
+                )
+            )
+    except IntegrityError:
+        raise ConflictError(
+            f"agent {username!r} exists", message_zh="该用户名已存在"
+        ) from None
+
+
+def get_agent(conn: Connection, username: str, *, for_update: bool = False) -> Row | None:
+    query = select(agents).where(agents.c.username == username)
+    if for_update:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def require_agent(conn: Connection, username: str, *, for_update: bool = False) -> Row:
+    row = get_agent(conn, username, for_update=for_update)
+    if row is None or not row.active:
+        raise NotFound(f"unknown agent {username!r}", message_zh="坐席不存在")
+    return row
+
+
+def list_agents(conn: Connection) -> list[Row]:
+    return list(conn.execute(select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id)))
+
+
+def set_agent_presence(
+    conn: Connection, username: str, presence: str, disconnected_at: datetime | None
+) -> None:
+    conn.execute(
+        update(agents)
+        .where(agents.c.username == username)
+        .values(presence=presence, disconnected_at=disconnected_at)
+    )
+
+
+def agents_lost_before(conn: Connection, cutoff: datetime) -> list[Row]:
+    """Agents whose last socket left before `cutoff` and who did not come back."""
+    return list(
+        conn.execute(
+            select(agents).where(
+                and_(agents.c.disconnected_at.is_not(None), agents.c.disconnected_at <= cutoff)
+            )
+        )
+    )
+
+
+def agent_view(row: Row) -> AgentView:
+    return AgentView(
+        agent_id=row.username, display_name=row.display_name, role=row.role,
+        skills=tuple(row.skills or ()), presence=row.presence, max_sessions=row.max_sessions,
+    )
+
+
+def display_names(conn: Connection, usernames: Iterable[str]) -> dict[str, str]:
+    names = [u for u in set(usernames) if u]
+    if not names:
+        return {}
+    rows = conn.execute(
+        select(agents.c.username, agents.c.display_name).where(agents.c.username.in_(names))
+    )
+    return {r.username: r.display_name for r in rows}

@@ -1,0 +1,248 @@
+"""The store on temp SQLite and (when reachable) a throw-away PostgreSQL database:
+idempotent client_msg_id, strictly increasing seq, and the atomic claim under a thread race."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from handoff.errors import AlreadyClaimed, CapacityReached, ConflictError
+from handoff.model import HandoffSignal
+from handoff.policy import Policy
+from handoff.service import HandoffService
+from handoff.settings import Settings
+from handoff.store import Store, repo
+
+from .conftest import PASSWORD, FakeClock
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+THREADS = 8
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, future=True, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any driver/network failure means "not reachable"
+        return f"PostgreSQL at 127.0.0.1:5432 is unreachable: {exc.__class__.__name__}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    reason = _pg_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"handoff_test_{secrets.token_hex(6)}"
+    admin = create_engine(PG_ADMIN_URL, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+            ), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'race.sqlite'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _queued_session(store: Store, sid: str = "s" * 20) -> None:
+    with store.write() as conn:
+        repo.insert_session(conn, sid, "user-1", NOW)
+        repo.update_session(conn, sid, 1, NOW, state="queued", skill="general",
+                            routing_key="request_human", waiting_since=NOW)
+
+
+def test_sqlite_uses_wal(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with store.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.dispose()
+
+
+def test_times_come_back_aware_utc(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 't.sqlite'}")
+    with store.write() as conn:
+        repo.insert_session(conn, "t" * 20, None, NOW)
+    with store.read() as conn:
+        row = repo.require_session(conn, "t" * 20)
+    assert row.created_at == NOW and row.created_at.tzinfo is not None
+    store.dispose()
+
+
+def test_client_msg_id_is_unique_per_session(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    with store.write() as conn:
+        repo.insert_session(conn, "a" * 20, None, NOW)
+        repo.insert_session(conn, "b" * 20, None, NOW)
+        repo.append_message(conn, "a" * 20, episode=0, sender="borrower", text="hi", now=NOW,
+                            client_msg_id="c1")
+        # the same client id in another session is a different message
+        repo.append_message(conn, "b" * 20, episode=0, sender="borrower", text="hi", now=NOW,
+                            client_msg_id="c1")
+    with pytest.raises(ConflictError), store.write() as conn:
+        repo.append_message(conn, "a" * 20, episode=0, sender="borrower", text="again",
+                            now=NOW, client_msg_id="c1")
+    with store.read() as conn:
+        # nothing half-stored: the failed transaction did not bump the session's seq either
+        assert [m.text for m in repo.messages_since(conn, "a" * 20, 0)] == ["hi"]
+        assert repo.require_session(conn, "a" * 20).last_seq == 1
+    store.dispose()
+
+
+def _race(n: int, work: Callable[[int], object]) -> tuple[list[object], list[BaseException]]:
+    barrier = threading.Barrier(n)
+    results: list[object] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            value = work(i)
+            with lock:
+                results.append(value)
+        except BaseException as exc:  # collected and asserted on by the caller
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results, errors
+
+
+@pytest.mark.timeout(120)
+def test_conditional_update_claim_has_one_winner(db_url: str) -> None:
+    """Every thread read the same version before racing; only one UPDATE may match."""
+    store = Store(db_url)
+    sid = "r" * 20
+    _queued_session(store, sid)
+    with store.read() as conn:
+        version = repo.require_session(conn, sid).version
+
+    def claim(i: int) -> bool:
+        with store.write() as conn:
+            return repo.claim_session(conn, sid, f"agent{i}", version, NOW)
+
+    results, errors = _race(THREADS, claim)
+    assert errors == []
+    assert sorted(bool(r) for r in results) == [False] * (THREADS - 1) + [True]
+    with store.read() as conn:
+        row = repo.require_session(conn, sid)
+    assert row.state == "assigned" and row.agent_id.startswith("agent")
+    store.dispose()
+
+
+@pytest.mark.timeout(180)
+def test_service_claim_race_and_concurrent_seq(db_url: str, tmp_path: Path,
+                                               policy: Policy) -> None:
+    settings = Settings.from_env({
+        "HANDOFF_VAR_DIR": str(tmp_path / "var"), "HANDOFF_DB_URL": db_url,
+        "HANDOFF_BORROWER_RATE": "1000/60",
+    })
+    store = Store(settings.db_url)
+    service = HandoffService(store, policy, settings, FakeClock())
+    for i in range(THREADS):
+        service.create_agent(f"agent{i}", f"坐席{i}", PASSWORD, ["general"])
+        service.agent_connected(f"agent{i}")
+    sid = service.open_session(None, "user-1").session.session_id
+
+    # concurrent borrower messages: every seq used exactly once, in order
+    def send(i: int) -> int:
+        return service.record_borrower_message(sid, f"消息{i}", f"c{i}").message.seq
+
+    seqs, errors = _race(THREADS, send)
+    assert errors == []
+    assert sorted(int(str(s)) for s in seqs) == list(range(1, THREADS + 1))
+
+    service.request_handoff(sid, HandoffSignal("sensitive_intent", "request_human"), "bot")
+
+    def claim(i: int) -> str:
+        return service.claim(f"agent{i}", sid).session.agent_id or ""
+
+    winners, errors = _race(THREADS, claim)
+    assert len(winners) == 1, errors
+    assert len(errors) == THREADS - 1
+    assert all(isinstance(e, AlreadyClaimed) for e in errors), errors
+    assert service.session(sid).agent_id == winners[0]
+    with store.read() as conn:
+        claims = [t for t in repo.transitions_of(conn, sid) if t.event == "claimed"]
+    assert len(claims) == 1
+    store.dispose()
+
+
+@pytest.mark.timeout(180)
+def test_one_agent_claiming_many_respects_capacity(db_url: str, tmp_path: Path,
+                                                    policy: Policy) -> None:
+    settings = Settings.from_env({"HANDOFF_VAR_DIR": str(tmp_path / "var"),
+                                  "HANDOFF_DB_URL": db_url})
+    store = Store(settings.db_url)
+    service = HandoffService(store, policy, settings, FakeClock())
+    service.create_agent("solo", "小单", PASSWORD, ["general"], max_sessions=1)
+    service.agent_connected("solo")
+    sids = []
+    for i in range(4):
+        sid = service.open_session(None, f"user-{i}").session.session_id
+        service.request_handoff(sid, HandoffSignal("unresolved_turns"), "bot")
+        sids.append(sid)
+
+    results, errors = _race(4, lambda i: service.claim("solo", sids[i]))
+    assert len(results) == 1
+    assert len(errors) == 3 and all(isinstance(e, CapacityReached) for e in errors), errors
+    store.dispose()
+
+
+def test_full_flow_on_postgres(pg_url: str, tmp_path: Path, policy: Policy) -> None:
+    """Types (JSON, booleans, aware times) and savepoints behave on PostgreSQL as on SQLite."""
+    settings = Settings.from_env({"HANDOFF_VAR_DIR": str(tmp_path / "var"),
+                                  "HANDOFF_DB_URL": pg_url})
+    store = Store(settings.db_url)
+    clock = FakeClock()
+    service = HandoffService(store, policy, settings, clock)
+    service.create_agent("wang", "小王", PASSWORD, ["general", "fraud"])
+    service.create_agent("boss", "主管", PASSWORD, [], role="supervisor")
+    service.agent_connected("wang")
+    sid = service.open_session(None, "user-1").session.session_id
+    service.record_borrower_message(sid, "有人盗刷13812345678", "c1")
+    assert service.record_borrower_message(sid, "有人盗刷13812345678", "c1").route == "duplicate"
+    service.accept_bot_replies(sid, [{"custom": {"handoff": {
+        "reason": "sensitive_intent", "intent": "report_fraud", "confidence": 0.9,
+        "slots": {"amount": 50000}}}}])
+    transcript = service.claim("wang", sid).transcript
+    assert transcript.slots == {"amount": 50000}
+    assert transcript.messages[0].text == "有人盗刷138****5678"
+    assert transcript.session.waiting_since == clock.now
+    service.note("wang", sid, "已核实")
+    clock.advance(120)
+    service.close("wang", sid, "resolved")
+    service.rate(sid, 4, "不错")
+    with pytest.raises(ConflictError):
+        service.rate(sid, 5)
+    start = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+    service.book_callback(sid, "13812345678", start, start.replace(hour=3))
+    assert service.list_callbacks("boss")[0].phone == "13812345678"
+    assert service.login("wang", PASSWORD).agent.skills == ("fraud", "general")
+    with store.read() as conn:
+        assert repo.recent_handle_seconds(conn) == [120.0]
+    store.dispose()
