@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import mimetypes
-import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -109,28 +108,19 @@ def client_manager(redis_url: str | None) -> socketio.AsyncManager:
 def build_gateway(
     settings: Settings | None = None,
     *,
-    redis_url: str | None = None,
-    rasa_token: str | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Gateway:
-    """Wire the gateway from settings (environment by default).
-
-    HANDOFF_REDIS_URL and HANDOFF_RASA_TOKEN are read here until Settings carries them."""
+    """Wire the gateway from settings (environment by default)."""
     settings = settings or Settings.from_env()
-    if redis_url is None:
-        redis_url = getattr(settings, "redis_url", None) or os.environ.get("HANDOFF_REDIS_URL")
     store = Store(settings.db_url)
     policy = Policy.load(settings.policy_file)
     service = HandoffService(store, policy, settings, clock)
-    # Rasa's --auth-token guards /conversations/* (resume events); the webhook ignores it.
-    if rasa_token is None:
-        rasa_token = getattr(settings, "rasa_token", None) or os.environ.get("HANDOFF_RASA_TOKEN")
     rasa = RasaClient(
-        settings.rasa_url, timeout_seconds=settings.rasa_timeout_seconds, token=rasa_token or None
+        settings.rasa_url, timeout_seconds=settings.rasa_timeout_seconds, token=settings.rasa_token
     )
     sio = socketio.AsyncServer(
         async_mode="asgi",
-        client_manager=client_manager(redis_url),
+        client_manager=client_manager(settings.redis_url),
         cors_allowed_origins=list(settings.cors_origins) or None,
         max_http_buffer_size=MAX_SOCKET_FRAME,
         logger=False,

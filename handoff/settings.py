@@ -58,6 +58,10 @@ class Settings:
     policy_file: Path
     var_dir: Path
     cors_origins: tuple[str, ...]
+    # Scale-out: python-socketio's Redis manager when set (see docs/deploy.md).
+    redis_url: str | None = None
+    # Rasa's --auth-token, needed for /conversations/* (resume events); the webhook ignores it.
+    rasa_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +95,8 @@ class Settings:
             cors_origins=tuple(
                 o.strip() for o in _str(env, "HANDOFF_CORS_ORIGINS", "").split(",") if o.strip()
             ),
+            redis_url=_redis_url(env),
+            rasa_token=_rasa_token(env, var_dir),
         )
 
 
@@ -136,6 +142,26 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
     return value
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    value = env.get("HANDOFF_REDIS_URL", "").strip()
+    if not value:
+        return None
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"HANDOFF_REDIS_URL must be a redis:// URL, got {value!r}")
+    return value
+
+
+def _rasa_token(env: Mapping[str, str], var_dir: Path) -> str | None:
+    """HANDOFF_RASA_TOKEN, else the token `make run` generated for the local Rasa."""
+    value = env.get("HANDOFF_RASA_TOKEN", "").strip()
+    if value:
+        return value
+    local = var_dir / "rasa_token"
+    if local.is_file():
+        return local.read_text(encoding="utf-8").strip() or None
+    return None
 
 
 def _db_url(value: str) -> str:

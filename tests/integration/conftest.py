@@ -174,9 +174,9 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
             "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
             **{f"HANDOFF_{k.upper()}": v for k, v in env.items()},
         }
-        token = os.environ.get("LOANBOT_TEST_RASA_TOKEN", "") if REAL_RASA_URL else ""
-        gateway = build_gateway(Settings.from_env(environ), redis_url="", rasa_token=token,
-                                clock=clock or ShiftableClock())
+        if REAL_RASA_URL:
+            environ["HANDOFF_RASA_TOKEN"] = os.environ.get("LOANBOT_TEST_RASA_TOKEN", "")
+        gateway = build_gateway(Settings.from_env(environ), clock=clock or ShiftableClock())
         add_agents(gateway)
         server = GatewayServer(gateway, free_port())
         server.start()
