@@ -60,14 +60,17 @@ def field_str(
     return value
 
 
-_SCRIPT_TAG = re.compile(r"<\s*/?\s*script\b", re.IGNORECASE)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def plain_text(value: str) -> str:
-    """Refuse script tags outright: chat text is plain text, and a refused message is better
-    than one stored to be rendered unsafely by some future client."""
-    if _SCRIPT_TAG.search(value):
-        raise BadInput("script tag in text", message_zh="消息包含不允许的内容（脚本标签）")
+    """Chat text is stored verbatim and every client renders it as text (never as HTML), so
+    `<script>` typed by a borrower is kept and shown as typed. Control characters and lone
+    surrogates are binary junk, not text: refuse them before anything is stored."""
+    if _CONTROL_CHARS.search(value):
+        raise BadInput(
+            "control characters in text", message_zh="消息包含无法识别的字符，请重新输入"
+        )
     return value
 
 

@@ -264,8 +264,12 @@ class HandoffService:
                     continue
                 signal = parse_handoff_payload(reply.get("custom"))
                 if signal is not None:
+                    # The bot already told the borrower a human is coming (docs/contracts.md):
+                    # the gateway adds its own notice only when the bot said nothing first.
+                    announced = any(m.text.strip() for m in stored)
                     row, handoff_effects = self._handoff(
-                        conn, row, signal, SessionEvent.HANDOFF_REQUESTED, "bot", now
+                        conn, row, signal, SessionEvent.HANDOFF_REQUESTED, "bot", now,
+                        text=None if announced else Texts.QUEUED,
                     )
                     effects.extend(handoff_effects)
                     handed_off = True
@@ -840,7 +844,7 @@ class HandoffService:
         actor: str,
         now: datetime,
         *,
-        text: str = Texts.QUEUED,
+        text: str | None = Texts.QUEUED,
         why: str | None = None,
     ) -> tuple[Row, list[Effect]]:
         routing_key = self._policy.routing_key(signal)
@@ -858,7 +862,7 @@ class HandoffService:
                 unresolved_turns=signal.unresolved_turns,
             ),
         )
-        effects = self._system_message(conn, row, text, now)
+        effects = self._system_message(conn, row, text, now) if text is not None else []
         effects.append(self._status_effect(conn, row, now))
         loads = self._loads(conn)
         reason = callback_reason(

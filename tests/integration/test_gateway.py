@@ -354,9 +354,22 @@ async def test_bad_borrower_payloads_get_an_error_and_store_nothing(
     assert fake_rasa.texts_from(b.session_id) == []
 
 
-async def test_script_tags_are_refused(h: Helpers, fake_rasa: FakeRasa) -> None:
+async def test_script_tags_are_kept_as_plain_text(h: Helpers, fake_rasa: FakeRasa) -> None:
     b = await h.borrower()
-    ack = await b.say("<script>alert(1)</script>")
+    payload = "<script>alert(1)</script><img src=x onerror=alert(1)>"
+    ack = await b.say(payload)
+    assert ack["ok"] is True
+    await b.wait_for("bot_uttered")
+    assert h.server.message_count(b.session_id) >= 1
+    assert fake_rasa.texts_from(b.session_id) == [payload]
+
+
+@pytest.mark.parametrize("text", ["abc\x00def", "\x07bell", "lone \ud800 surrogate"])
+async def test_control_characters_are_refused(
+    h: Helpers, fake_rasa: FakeRasa, text: str
+) -> None:
+    b = await h.borrower()
+    ack = await b.say(text)
     assert ack["ok"] is False and ack["code"] == "invalid_input"
     await b.wait_for("error")
     assert h.server.message_count(b.session_id) == 0

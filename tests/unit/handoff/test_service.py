@@ -617,3 +617,27 @@ def test_recover_after_restart_starts_grace_for_everyone(agents: HandoffService,
     assert service.session(kept).agent_id == "gina"
     assert service.session(lost).state == "queued" and service.session(lost).requeued_front
     assert agent_events(effects, "queue", "gina")  # gina sees the requeued session
+
+
+# --- the handoff notice --------------------------------------------------------------------
+
+
+def _notices(service: HandoffService, sid: str) -> list[str]:
+    return [m.text for m in service.history_since(sid, 0) if Texts.QUEUED in m.text
+            or "转接人工" in m.text]
+
+
+def test_bot_notice_is_not_repeated_by_the_gateway(service: HandoffService) -> None:
+    sid = service.open_session(None, "user-1").session.session_id
+    service.record_borrower_message(sid, "有人冒充你们客服")
+    result = service.accept_bot_replies(sid, [{"text": "正在为您转接人工客服"}, FRAUD])
+    assert result.handed_off
+    assert _notices(service, sid) == ["正在为您转接人工客服"]
+
+
+def test_gateway_announces_a_silent_bot_handoff(service: HandoffService) -> None:
+    sid = service.open_session(None, "user-1").session.session_id
+    service.record_borrower_message(sid, "有人冒充你们客服")
+    result = service.accept_bot_replies(sid, [FRAUD])
+    assert result.handed_off
+    assert _notices(service, sid) == [Texts.QUEUED]
