@@ -24,8 +24,11 @@ from handoff.borrower_namespace import (
     plain_text,
 )
 from handoff.borrower_namespace import MAX_ID_LENGTH as ID_MAX
+from handoff.canned import CannedReply
+from handoff.compliance import Compliance, ComplianceBlocked
 from handoff.delivery import AGENT_NS, BORROWER_NS, Delivery, agent_room, skill_room
 from handoff.errors import AuthError, HandoffError, NotSessionHolder
+from handoff.masking import mask_text
 from handoff.model import AgentEvents, Disposition, Presence
 from handoff.service import HandoffService
 
@@ -37,9 +40,19 @@ CALLBACK_STATUSES = ("pending", "done", "cancelled")
 
 
 class AgentNamespace(GatewayNamespace):
-    def __init__(self, service: HandoffService, delivery: Delivery, max_length: int) -> None:
+    def __init__(
+        self,
+        service: HandoffService,
+        delivery: Delivery,
+        max_length: int,
+        compliance: Compliance | None = None,
+        canned: tuple[CannedReply, ...] = (),
+    ) -> None:
         super().__init__(AGENT_NS, service, delivery)
         self.max_length = max_length
+        # No rules given = the shipped config/compliance.yml: never run without the check.
+        self.compliance = compliance if compliance is not None else Compliance.load()
+        self.canned = canned
         # Sockets per agent on this node: presence changes on the first connect / last leave.
         self._sockets: dict[str, set[str]] = {}
 
@@ -144,10 +157,32 @@ class AgentNamespace(GatewayNamespace):
         text = plain_text(str(field_str(payload, "text")))
         client_msg_id = field_str(payload, "client_msg_id", required=False, max_length=ID_MAX)
         agent_id = await self._agent(sid)
+        # Compliance before the service stores anything: a blocked text is never sent.
+        try:
+            verdict = self.compliance.enforce(text)
+        except ComplianceBlocked:
+            log.warning("compliance: blocked message from %s in %s…: %s", agent_id,
+                        session_id[:8], mask_text(text)[:200])
+            raise
         result = await self.call(self.service.agent_message, agent_id, session_id, text,
                                  client_msg_id)
         await self.delivery.deliver(result.effects)
-        return {"ok": True, "seq": result.message.seq, "route": result.route}
+        ack: dict[str, Any] = {"ok": True, "seq": result.message.seq, "route": result.route}
+        if verdict.warnings:
+            warning = {"session_id": session_id, "seq": result.message.seq,
+                       "reason": verdict.reason,
+                       "hits": [h.to_dict() for h in verdict.warnings]}
+            log.info("compliance: warning for %s in %s…: %s", agent_id, session_id[:8],
+                     ",".join(h.rule_id for h in verdict.warnings))
+            await self.emit("compliance_warning", warning, to=sid)
+            ack["warning"] = warning
+        return ack
+
+    @guarded
+    async def on_canned(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The canned replies (config/canned_replies.yml) for the console's `/` search."""
+        await self._agent(sid)
+        return {"ok": True, "replies": [r.to_dict() for r in self.canned]}
 
     @guarded
     async def on_typing(self, sid: str, data: Any = None) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 The socket.io client manager is in-process by default; with HANDOFF_REDIS_URL set it is a
 Redis pub/sub manager so several gateway processes can share rooms. Plain HTTP (health,
-login, static files for the chat page and agent console) is a tiny ASGI router rather than
-a framework, because the gateway serves only a handful of routes.
+login, the supervisor dashboard JSON, Prometheus metrics, static files for the chat page,
+agent console and dashboard) is a tiny ASGI router rather than a framework, because the
+gateway serves only a handful of routes.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ import mimetypes
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 
+from handoff import dashboard, metrics
 from handoff.agent_namespace import AgentNamespace
 from handoff.borrower_namespace import BorrowerNamespace
+from handoff.canned import load_canned
+from handoff.compliance import Compliance
 from handoff.delivery import Delivery
-from handoff.errors import HandoffError, ValidationError
+from handoff.errors import AuthError, HandoffError, PermissionDenied, ValidationError
 from handoff.policy import Policy
 from handoff.rasa_client import RasaClient
 from handoff.service import HandoffService
@@ -46,6 +51,15 @@ MAX_LOGIN_BODY = 16 * 1024
 MAX_SOCKET_FRAME = 4 * 1024 * 1024
 TICK_SECONDS = 1.0
 WORKER_THREADS = 32
+DEFAULT_PERIOD = timedelta(days=1)
+MAX_PERIOD = timedelta(days=366)
+# Our pages load scripts and styles only from this origin and talk only to it; with every
+# data value rendered through textContent this is the second line against XSS.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: https:; connect-src 'self' ws: wss:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 
 def utc_now() -> datetime:
@@ -62,6 +76,8 @@ class Gateway:
     rasa: RasaClient
     sio: socketio.AsyncServer
     delivery: Delivery
+    unresolved_limit: int = 3
+    clock: Callable[[], datetime] = utc_now
     app: socketio.ASGIApp = field(init=False)
     _ticker: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -76,6 +92,9 @@ class Gateway:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="handoff")
         )
+        # No agent socket survived a restart: start every still-present agent's grace period
+        # before the first tick, so tick() can requeue their sessions if they do not return.
+        await asyncio.to_thread(self.service.recover_after_restart)
         self._ticker = asyncio.ensure_future(self._tick_forever())
 
     async def shutdown(self) -> None:
@@ -127,9 +146,13 @@ def build_gateway(
         engineio_logger=False,
     )
     delivery = Delivery(sio, rasa, service, asyncio.to_thread)
+    compliance = Compliance.load()
+    canned = load_canned(compliance=compliance)
     sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length))
-    sio.register_namespace(AgentNamespace(service, delivery, settings.max_message_length))
-    return Gateway(settings, store, service, rasa, sio, delivery)
+    sio.register_namespace(AgentNamespace(service, delivery, settings.max_message_length,
+                                          compliance=compliance, canned=canned))
+    return Gateway(settings, store, service, rasa, sio, delivery,
+                   unresolved_limit=policy.unresolved_turn_limit, clock=clock)
 
 
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
@@ -138,7 +161,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
 
 
 class HttpRouter:
-    """GET /healthz, POST /api/login, static files; everything else 404 (JSON)."""
+    """GET /healthz, POST /api/login, GET /api/dashboard, GET /metrics, static files;
+    everything else 404 (JSON)."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -157,6 +181,10 @@ class HttpRouter:
                                                 "message": "请使用 POST"})
             else:
                 await self.login(receive, send)
+        elif path == "/api/dashboard" and method == "GET":
+            await self.dashboard(scope, send)
+        elif path == "/metrics" and method == "GET":
+            await self.metrics(send)
         elif method in ("GET", "HEAD"):
             await self.static(path, send, head=method == "HEAD")
         else:
@@ -191,6 +219,44 @@ class HttpRouter:
             "agent": result.agent.to_dict(),
         })
 
+    async def dashboard(self, scope: Scope, send: Send) -> None:
+        """Dashboard figures for ?from=&to= (ISO 8601; default the last 24 h). Supervisors
+        only: `Authorization: Bearer <token from /api/login>`."""
+        try:
+            token = bearer_token(scope)
+            agent = await asyncio.to_thread(self.gateway.service.agent_from_token, token)
+            if agent.role != "supervisor":
+                raise PermissionDenied("dashboard needs the supervisor role",
+                                       message_zh="仅主管可查看数据看板")
+            now = self.gateway.clock()
+            start, end = parse_period(scope, now)
+            figures = await asyncio.to_thread(self._figures, start, end, now)
+        except HandoffError as err:
+            status = {"auth_failed": 401, "forbidden": 403}.get(err.code, 400)
+            await json_response(send, status, err.to_dict())
+            return
+        await json_response(send, 200, figures)
+
+    def _figures(self, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+        with self.gateway.store.read() as conn:
+            return dashboard.compute(conn, start, end, now,
+                                     unresolved_limit=self.gateway.unresolved_limit)
+
+    async def metrics(self, send: Send) -> None:
+        """Prometheus text: all-time counters and the queue now (no personal data)."""
+        now = self.gateway.clock()
+        figures = await asyncio.to_thread(
+            self._figures, datetime(1970, 1, 1, tzinfo=timezone.utc), now + timedelta(days=1),
+            now,
+        )
+        data = metrics.render(figures).encode("utf-8")
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-length", str(len(data)).encode()),
+            (b"cache-control", b"no-store"),
+        ]})
+        await send({"type": "http.response.body", "body": data})
+
     async def static(self, path: str, send: Send, *, head: bool) -> None:
         """Files under handoff/static/; `/` is index.html. No path escapes the folder."""
         relative = "index.html" if path in ("/", "") else path.lstrip("/")
@@ -207,17 +273,52 @@ class HttpRouter:
         if content_type.startswith("text/") or content_type.endswith("javascript"):
             content_type += "; charset=utf-8"
         body = b"" if head else target.read_bytes()
-        await send({"type": "http.response.start", "status": 200, "headers": [
+        headers = [
             (b"content-type", content_type.encode()),
             (b"content-length", str(target.stat().st_size).encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"cache-control", b"no-cache"),
-        ]})
+        ]
+        if content_type.startswith("text/html"):
+            headers += [(b"content-security-policy", CSP.encode()),
+                        (b"referrer-policy", b"no-referrer")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
 class BodyTooLarge(Exception):
     pass
+
+
+def bearer_token(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            text = value.decode("latin-1")
+            if text.lower().startswith("bearer ") and text[7:].strip():
+                return text[7:].strip()
+    raise AuthError("no bearer token", message_zh="请先登录")
+
+
+def parse_period(scope: Scope, now: datetime) -> tuple[datetime, datetime]:
+    """?from=&to= as ISO 8601 (a bare time counts as UTC); default the last 24 hours."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+
+    def when(key: str) -> datetime | None:
+        values = query.get(key)
+        if not values or not values[0]:
+            return None
+        try:
+            value = datetime.fromisoformat(values[0].replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"bad {key}", message_zh=f"参数 {key} 时间格式错误") from None
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    end = when("to") or now
+    start = when("from") or end - DEFAULT_PERIOD
+    if start >= end or end - start > MAX_PERIOD:
+        raise ValidationError("bad period",
+                              message_zh="时间范围无效（开始须早于结束，且不超过一年）")
+    return start, end
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

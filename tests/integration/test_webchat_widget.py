@@ -34,7 +34,7 @@ async def test_widget_shows_bot_buttons_and_agent_messages(
         )
         try:
             page = await browser.new_page()
-            await page.goto(f"{h.server.url}/")
+            await page.goto(f"{h.server.url}/webchat.html")
             await page.click(".rw-launcher")
             # The page's initPayload "你好" → greeting, rendered as a bot bubble.
             await page.get_by_text(GREETING_REPLY).wait_for(timeout=8000)
