@@ -24,7 +24,6 @@ TRAINING_INPUTS: tuple[str, ...] = (
     "data",
     "bot/components",
     "bot/text.py",
-    "bot/entities.py",
     "pyproject.toml",
 )
 
@@ -97,7 +96,7 @@ def ensure_model(paths: ModelPaths | None = None, root: Path = ROOT) -> Path:
     """Return the current model, training first if any input changed."""
     paths = paths or ModelPaths(root / "models")
     if is_stale(paths, root):
-        print(f"==> training model ({paths.model.name}): inputs changed or no model yet", flush=True)
+        print(f"==> training {paths.model.name}: inputs changed or no model yet", flush=True)
         return train(paths, root)
-    print(f"==> model is current: {paths.model.relative_to(root)}", flush=True)
+    print(f"==> model is current: {paths.model}", flush=True)
     return paths.model

@@ -1,0 +1,1 @@
+"""loanbot: Rasa assistant for consumer-loan customer service (NLU components, text helpers)."""

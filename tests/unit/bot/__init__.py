@@ -1,0 +1,1 @@
+"""Unit tests for bot.text and the custom Rasa components."""
