@@ -56,7 +56,6 @@ def run_rasa_test_nlu(model: Path, out_dir: Path, held_out: Path = HELD_OUT_DIR)
         "--nlu", str(held_out),
         "--model", str(model),
         "--out", str(out_dir),
-        "--errors",
     ]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
     subprocess.run(command, cwd=ROOT, env=env, check=True)
