@@ -62,7 +62,7 @@ fi
 
 echo "==> starting Rasa on 127.0.0.1:$RASA_PORT (log: var/log/rasa.log)"
 "$RASA" run -m "$MODEL" --endpoints bot/endpoints.yml --credentials bot/credentials.yml \
-  -i 127.0.0.1 -p "$RASA_PORT" --enable-api -t "$RASA_TOKEN" >var/log/rasa.log 2>&1 &
+  -i 127.0.0.1 -p "$RASA_PORT" --enable-api --auth-token="$RASA_TOKEN" >var/log/rasa.log 2>&1 &
 pids+=($!)
 wait_for "Rasa" "http://127.0.0.1:$RASA_PORT/" 180 var/log/rasa.log
 

@@ -97,7 +97,7 @@ def start_rasa(workdir: Path, model: Path, action_url: str, token: str) -> Servi
         [
             str(BIN / "rasa"), "run", "-m", str(model), "--endpoints", str(endpoints),
             "--credentials", str(ROOT / "bot" / "credentials.yml"),
-            "-i", "127.0.0.1", "-p", str(port), "--enable-api", "-t", token,
+            "-i", "127.0.0.1", "-p", str(port), "--enable-api", f"--auth-token={token}",
         ],
         {},
         log,

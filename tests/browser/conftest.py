@@ -66,7 +66,9 @@ SCHEDULE: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="session")
+# Module scope: a live sync Playwright marks the main thread as running an event loop, which
+# would break asyncio-based tests in later modules if it outlived the browser tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
         pytest.fail(
