@@ -88,8 +88,13 @@ Effect = ToBorrower | ToAgents | ToRasaMessage | ToRasa
 # --- views -------------------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _json_fields(view: Any) -> JSON:
+    """A view's fields as JSON-ready values: every datetime field becomes ISO 8601."""
+    data = asdict(view)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+    return data
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,7 @@ class MessageView:
     episode: int = 0
 
     def to_dict(self) -> JSON:
-        data = asdict(self)
-        data["created_at"] = _iso(self.created_at)
-        return data
+        return _json_fields(self)
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,7 @@ class SessionView:
     updated_at: datetime
 
     def to_dict(self) -> JSON:
-        data = asdict(self)
-        for key in ("waiting_since", "created_at", "updated_at"):
-            data[key] = _iso(getattr(self, key))
-        return data
+        return _json_fields(self)
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,7 @@ class NoteView:
     created_at: datetime
 
     def to_dict(self) -> JSON:
-        data = asdict(self)
-        data["created_at"] = _iso(self.created_at)
-        return data
+        return _json_fields(self)
 
 
 @dataclass(frozen=True)
@@ -214,9 +212,7 @@ class TransitionView:
     created_at: datetime
 
     def to_dict(self) -> JSON:
-        data = asdict(self)
-        data["created_at"] = _iso(self.created_at)
-        return data
+        return _json_fields(self)
 
 
 @dataclass(frozen=True)
@@ -266,10 +262,7 @@ class CallbackView:
     created_at: datetime
 
     def to_dict(self) -> JSON:
-        data = asdict(self)
-        for key in ("window_start", "window_end", "created_at"):
-            data[key] = _iso(getattr(self, key))
-        return data
+        return _json_fields(self)
 
 
 @dataclass(frozen=True)
