@@ -3,7 +3,8 @@
 Authenticated at connect time with the token from POST /api/login (in the socket.io `auth`
 dict); every later event acts as that agent. Each socket joins `agent:<id>` (so all of an
 agent's tabs see the same thing) and `skill:<skill>` rooms. When an agent's last socket goes
-away the service starts a grace period; a reconnect within it cancels the requeue.
+away (on every gateway node: the service records sockets per node) the service starts a
+grace period; a reconnect within it, on any node, cancels the requeue.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class AgentNamespace(GatewayNamespace):
         # No rules given = the shipped config/compliance.yml: never run without the check.
         self.compliance = compliance if compliance is not None else Compliance.load()
         self.canned = canned
-        # Sockets per agent on this node: presence changes on the first connect / last leave.
+        # Sockets per agent on this node (the service keeps the cross-node record; this copy
+        # lets the node re-register them if other nodes took it for dead).
         self._sockets: dict[str, set[str]] = {}
 
     async def _agent_id(self, sid: str) -> str:
@@ -81,7 +83,7 @@ class AgentNamespace(GatewayNamespace):
             if not isinstance(token, str) or not token:
                 raise AuthError("no token")
             agent = await self.call(self.service.agent_from_token, token)
-            result = await self.call(self.service.agent_connected, agent.agent_id)
+            result = await self.call(self.service.agent_connected, agent.agent_id, sid)
         except HandoffError as err:
             # Clients get connect_error {message: <Chinese>, data: {code, message}}.
             refusal = socketio.exceptions.ConnectionRefusedError(err.message_zh, err.to_dict())
@@ -90,14 +92,13 @@ class AgentNamespace(GatewayNamespace):
         await self.enter_room(sid, agent_room(agent.agent_id))
         for skill in agent.skills:
             await self.enter_room(sid, skill_room(skill))
-        first = not self._sockets.get(agent.agent_id)
         self._sockets.setdefault(agent.agent_id, set()).add(sid)
         # socket.io clients buffer events that arrive before the connect ack, so these are
         # safe to send from the connect handler.
         await self.emit("hello", {
             "agent": result.agent.to_dict(),
             "held": [t.to_dict() for t in result.held],
-            "first_socket": first,
+            "first_socket": result.first_socket,
         }, to=sid)
         await self.emit(AgentEvents.QUEUE, result.snapshot.to_dict(), to=sid)
         await self.delivery.deliver(result.effects)
@@ -109,15 +110,19 @@ class AgentNamespace(GatewayNamespace):
             return
         sockets = self._sockets.get(agent_id, set())
         sockets.discard(sid)
-        if sockets:
-            return
-        self._sockets.pop(agent_id, None)
+        if not sockets:
+            self._sockets.pop(agent_id, None)
         try:
-            effects = await self.call(self.service.agent_disconnected, agent_id)
+            # The service decides whether this was the agent's last socket on any node.
+            effects = await self.call(self.service.agent_disconnected, agent_id, sid)
         except HandoffError:
             log.exception("agent_disconnected failed for %s", agent_id)
             return
         await self.delivery.deliver(effects)
+
+    def local_sockets(self) -> list[tuple[str, str]]:
+        """(agent_id, socket_id) of every agent socket on this node."""
+        return [(agent, sid) for agent, sids in list(self._sockets.items()) for sid in list(sids)]
 
     # --- events ------------------------------------------------------------------------
 

@@ -103,6 +103,11 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self.delivery.drain()
+        # Other gateway nodes should not wait for this node's heartbeat to expire.
+        try:
+            await self.delivery.deliver(await asyncio.to_thread(self.service.node_stopped))
+        except Exception:
+            log.exception("could not deregister this gateway node")
         await self.rasa.close()
         self.store.dispose()
 
@@ -117,10 +122,12 @@ class Gateway:
                 log.exception("tick failed")
 
 
-def client_manager(redis_url: str | None) -> socketio.AsyncManager:
-    """In-process rooms by default; Redis pub/sub when several processes share them."""
+def client_manager(redis_url: str | None, channel: str = "loanbot-socketio"
+                   ) -> socketio.AsyncManager:
+    """In-process rooms by default; Redis pub/sub when several processes share them (every
+    node of one deployment on the same channel)."""
     if redis_url:
-        return socketio.AsyncRedisManager(redis_url)
+        return socketio.AsyncRedisManager(redis_url, channel=channel)
     return socketio.AsyncManager()
 
 
@@ -135,11 +142,12 @@ def build_gateway(
     policy = Policy.load(settings.policy_file)
     service = HandoffService(store, policy, settings, clock)
     rasa = RasaClient(
-        settings.rasa_url, timeout_seconds=settings.rasa_timeout_seconds, token=settings.rasa_token
+        settings.rasa_urls or settings.rasa_url,
+        timeout_seconds=settings.rasa_timeout_seconds, token=settings.rasa_token,
     )
     sio = socketio.AsyncServer(
         async_mode="asgi",
-        client_manager=client_manager(settings.redis_url),
+        client_manager=client_manager(settings.redis_url, settings.redis_channel),
         cors_allowed_origins=list(settings.cors_origins) or None,
         max_http_buffer_size=MAX_SOCKET_FRAME,
         logger=False,
@@ -149,8 +157,10 @@ def build_gateway(
     compliance = Compliance.load()
     canned = load_canned(compliance=compliance)
     sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length))
-    sio.register_namespace(AgentNamespace(service, delivery, settings.max_message_length,
-                                          compliance=compliance, canned=canned))
+    agents_ns = AgentNamespace(service, delivery, settings.max_message_length,
+                               compliance=compliance, canned=canned)
+    sio.register_namespace(agents_ns)
+    service.local_agent_sockets = agents_ns.local_sockets
     return Gateway(settings, store, service, rasa, sio, delivery,
                    unresolved_limit=policy.unresolved_turn_limit, clock=clock)
 

@@ -328,6 +328,7 @@ class ConnectResult:
     snapshot: QueueSnapshot
     held: tuple[Transcript, ...]  # sessions the agent still holds (e.g. within the grace)
     effects: tuple[Effect, ...] = ()
+    first_socket: bool = True  # no other socket of this agent on any live gateway node
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,27 @@ The gateway talks to Rasa over plain HTTP rather than through a custom Rasa chan
 stays stateless from the gateway's point of view (see docs/protocol.md for the reasons).
 Every call has explicit timeouts; failures surface as :class:`RasaUnavailable` so the
 transport can hand the borrower to a human instead of leaving them waiting.
+
+With several Rasa instances (HANDOFF_RASA_URLS) each conversation goes to one instance chosen
+by rendezvous hashing on the session id (handoff.sharding), so one instance's lock serialises
+its turns. Only when the owner refuses the connection (nothing was processed) does the call
+move to the next instance in the session's ranking; Rasa's tracker store is shared
+(PostgreSQL), so that instance continues the same conversation. A timeout is not retried
+elsewhere: the owner may still be working on the turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
+
+from handoff.sharding import rank
+
+log = logging.getLogger(__name__)
 
 # A reply from Rasa's REST channel: {"recipient_id", "text"?, "buttons"?, "image"?,
 # "custom"?, "attachment"?}.
@@ -28,13 +40,19 @@ class RasaClient:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         timeout_seconds: float = 10.0,
         connect_timeout_seconds: float = 3.0,
         token: str | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.base_urls: tuple[str, ...] = tuple(
+            dict.fromkeys(u.rstrip("/") for u in urls if u.strip())
+        )
+        if not self.base_urls:
+            raise ValueError("RasaClient needs at least one Rasa URL")
+        self.base_url = self.base_urls[0]
         self._timeout = aiohttp.ClientTimeout(
             total=timeout_seconds, connect=connect_timeout_seconds
         )
@@ -61,15 +79,30 @@ class RasaClient:
     ) -> list[RasaReply]:
         """Post one borrower message to the REST channel and return Rasa's replies."""
         body = {"sender": session_id, "message": text, "metadata": dict(metadata or {})}
-        data = await self._post(f"{self.base_url}/webhooks/rest/webhook", body)
+        data = await self._post_routed(session_id, "/webhooks/rest/webhook", body)
         if not isinstance(data, list):
             raise RasaUnavailable("REST channel did not return a list")
         return [reply for reply in data if isinstance(reply, dict)]
 
     async def append_events(self, session_id: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Append tracker events, e.g. ``resume`` when a human returns the borrower."""
-        url = f"{self.base_url}/conversations/{session_id}/tracker/events"
-        await self._post(url, [dict(e) for e in events])
+        path = f"/conversations/{session_id}/tracker/events"
+        await self._post_routed(session_id, path, [dict(e) for e in events])
+
+    def instances_for(self, session_id: str) -> list[str]:
+        """The Rasa URLs for a session: its owner first, then the fall-backs in order."""
+        return rank(session_id, self.base_urls)
+
+    async def _post_routed(self, session_id: str, path: str, body: Any) -> Any:
+        candidates = self.instances_for(session_id)
+        for i, base in enumerate(candidates):
+            try:
+                return await self._post(f"{base}{path}", body)
+            except _Refused as exc:
+                if i == len(candidates) - 1:
+                    raise RasaUnavailable(str(exc)) from exc
+                log.warning("Rasa %s refused the connection; trying %s", base, candidates[i + 1])
+        raise RasaUnavailable("no Rasa instance")  # unreachable: candidates is never empty
 
     async def _post(self, url: str, body: Any) -> Any:
         try:
@@ -77,6 +110,13 @@ class RasaClient:
                 if resp.status >= 400:
                     raise RasaUnavailable(f"HTTP {resp.status} from {url}")
                 return await resp.json(content_type=None)
+        except aiohttp.ClientConnectorError as exc:
+            # Connection refused / unreachable: the request never reached Rasa.
+            raise _Refused(f"{type(exc).__name__}: {exc}") from exc
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise RasaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _Refused(RasaUnavailable):
+    """The connection was refused: safe to try another instance (nothing was processed)."""
 

@@ -90,7 +90,7 @@ from handoff.queueing import (
 )
 from handoff.settings import RateLimit, Settings
 from handoff.states import SessionEvent, SessionState, apply
-from handoff.store import Store, repo
+from handoff.store import Store, nodes, repo
 from handoff.store.schema import sessions as sessions_table
 
 Clock = Callable[[], datetime]
@@ -148,6 +148,10 @@ class HandoffService:
         self._borrower_limiter = RateLimiter(settings.borrower_rate)
         self._agent_limiter = RateLimiter(settings.agent_rate)
         self._login_limiter = RateLimiter(RateLimit(10, 300.0))
+        self._last_heartbeat: datetime | None = None
+        # The transport sets this: (agent_id, socket_id) pairs connected to this node, used to
+        # re-register them if other nodes took this node for dead (a long stall).
+        self.local_agent_sockets: Callable[[], Sequence[tuple[str, str]]] | None = None
 
     # --- borrower side -------------------------------------------------------------------
 
@@ -456,14 +460,21 @@ class HandoffService:
             raise AuthError("agent no longer exists")
         return repo.agent_view(row)
 
-    def agent_connected(self, agent_id: str) -> ConnectResult:
-        """An agent's first socket connected: presence online, reconnect grace cancelled.
+    def agent_connected(self, agent_id: str, socket_id: str | None = None) -> ConnectResult:
+        """An agent socket connected: presence online, reconnect grace cancelled.
 
+        With `socket_id` the socket is recorded for this gateway node (settings.node_id), so
+        other nodes know the agent is still connected when one of its sockets goes away.
         Returns the agent, its queue snapshot, and transcripts of the sessions it still holds.
         """
         now = self._now()
         with self._store.write() as conn:
-            row = repo.require_agent(conn, agent_id)
+            # Row lock: a socket leaving on another node decides "last socket?" after us.
+            row = repo.require_agent(conn, agent_id, for_update=True)
+            first = True
+            if socket_id is not None:
+                first = nodes.live_sockets(conn, agent_id, self._alive_after(now)) == 0
+                nodes.add_socket(conn, self._settings.node_id, socket_id, agent_id, now)
             repo.set_agent_presence(conn, agent_id, "online", None)
             effects = self._queue_effects(conn, now, skip_agent=agent_id)
             snapshot = self._snapshot(conn, agent_id, now)
@@ -471,7 +482,7 @@ class HandoffService:
                 self._transcript(conn, s) for s in repo.held_sessions(conn, agent_id)
             )
             agent = repo.agent_view(repo.require_agent(conn, row.username))
-        return ConnectResult(agent, snapshot, held, tuple(effects))
+        return ConnectResult(agent, snapshot, held, tuple(effects), first_socket=first)
 
     def agent_presence(self, agent_id: str, presence: Presence) -> tuple[Effect, ...]:
         """Set online/away/offline. Only online agents count for ETA and callback offers.
@@ -490,14 +501,21 @@ class HandoffService:
             effects.extend(self._queue_effects(conn, now))
         return tuple(effects)
 
-    def agent_disconnected(self, agent_id: str) -> tuple[Effect, ...]:
-        """The agent's last socket went away: start the grace period (settings.grace_seconds).
-
-        Held sessions stay with the agent until the grace expires (see tick()).
+    def agent_disconnected(
+        self, agent_id: str, socket_id: str | None = None
+    ) -> tuple[Effect, ...]:
+        """An agent socket went away. Without `socket_id` (or when it was the agent's last
+        socket on any live gateway node) the grace period starts (settings.grace_seconds);
+        held sessions stay with the agent until it expires (see tick()). With other sockets
+        left (this node or another), nothing changes and no effects are returned.
         """
         now = self._now()
         with self._store.write() as conn:
-            repo.require_agent(conn, agent_id)
+            repo.require_agent(conn, agent_id, for_update=True)
+            if socket_id is not None:
+                nodes.remove_socket(conn, self._settings.node_id, socket_id)
+                if nodes.live_sockets(conn, agent_id, self._alive_after(now)) > 0:
+                    return ()
             repo.set_agent_presence(conn, agent_id, "offline", now)
             effects = self._queue_effects(conn, now)
         if self._settings.grace_seconds == 0:
@@ -510,8 +528,15 @@ class HandoffService:
         its sessions; tick() requeues the rest). Returns how many agents were marked."""
         now = self._now()
         with self._store.write() as conn:
+            # This node's sockets from before the restart are gone; agents served by other
+            # live gateway nodes are not touched.
+            nodes.heartbeat(conn, self._settings.node_id, now)
+            nodes.forget_node_sockets(conn, self._settings.node_id)
+            self._last_heartbeat = now
             marked = 0
             for agent in repo.list_agents(conn):
+                if nodes.live_sockets(conn, agent.username, self._alive_after(now)) > 0:
+                    continue
                 if agent.presence != "offline" or repo.held_sessions(conn, agent.username):
                     repo.set_agent_presence(conn, agent.username, "offline",
                                             agent.disconnected_at or now)
@@ -523,11 +548,12 @@ class HandoffService:
         """Expire grace periods: sessions of agents gone longer than the grace go back to the
         FRONT of the queue (agent_lost). Call about once a second."""
         now = self._now()
+        effects: list[Effect] = self._heartbeat_if_due(now)
+        effects.extend(self._reap_dead_nodes(now))
         cutoff = now - timedelta(seconds=self._settings.grace_seconds)
         with self._store.read() as conn:
             if not repo.agents_lost_before(conn, cutoff):
-                return ()
-        effects: list[Effect] = []
+                return tuple(effects)
         with self._store.write() as conn:
             for agent in repo.agents_lost_before(conn, cutoff):
                 repo.set_agent_presence(conn, agent.username, "offline", None)
@@ -537,6 +563,82 @@ class HandoffService:
             if effects:
                 effects.extend(self._queue_effects(conn, now))
         return tuple(effects)
+
+    # --- several gateway nodes (docs/deploy.md) -------------------------------------------
+
+    def node_heartbeat(self) -> bool:
+        """Record that this gateway node is alive. Returns True when the node's row was
+        missing (first beat, or other nodes took this node for dead): the caller should then
+        re-attach its live agent sockets (reattach_sockets)."""
+        now = self._now()
+        with self._store.write() as conn:
+            created = nodes.heartbeat(conn, self._settings.node_id, now)
+        self._last_heartbeat = now
+        return created
+
+    def reattach_sockets(self, sockets: Sequence[tuple[str, str]]) -> tuple[Effect, ...]:
+        """(agent_id, socket_id) pairs this node still serves, after it was taken for dead:
+        record them again and cancel those agents' grace periods."""
+        now = self._now()
+        with self._store.write() as conn:
+            for agent_id, socket_id in sockets:
+                if repo.get_agent(conn, agent_id, for_update=True) is None:
+                    continue
+                nodes.add_socket(conn, self._settings.node_id, socket_id, agent_id, now)
+                repo.set_agent_presence(conn, agent_id, "online", None)
+            effects = self._queue_effects(conn, now) if sockets else []
+        return tuple(effects)
+
+    def node_stopped(self) -> tuple[Effect, ...]:
+        """This node shuts down: forget it and start the grace of agents it alone served."""
+        now = self._now()
+        with self._store.write() as conn:
+            return tuple(self._forget_node(conn, self._settings.node_id, now))
+
+    def _alive_after(self, now: datetime) -> datetime:
+        return now - timedelta(seconds=self._settings.node_ttl_seconds)
+
+    def _heartbeat_if_due(self, now: datetime) -> list[Effect]:
+        every = timedelta(seconds=self._settings.node_ttl_seconds / 3)
+        if self._last_heartbeat is not None and now - self._last_heartbeat < every:
+            return []
+        first = self._last_heartbeat is None
+        if not self.node_heartbeat() or first:
+            return []
+        log.warning("gateway node %s was taken for dead by other nodes; re-registering",
+                    self._settings.node_id)
+        sockets = list(self.local_agent_sockets()) if self.local_agent_sockets else []
+        return list(self.reattach_sockets(sockets))
+
+    def _reap_dead_nodes(self, now: datetime) -> list[Effect]:
+        """Nodes silent for longer than the node TTL are dead: their agent sockets are gone,
+        and agents with no socket left anywhere start their grace period from the node's
+        last heartbeat."""
+        alive_after = self._alive_after(now)
+        with self._store.read() as conn:
+            if not nodes.dead_nodes(conn, alive_after):
+                return []
+        effects: list[Effect] = []
+        with self._store.write() as conn:
+            for node in nodes.dead_nodes(conn, alive_after):
+                if node.node_id == self._settings.node_id:
+                    continue  # we are alive; our own beat is merely late
+                log.warning("gateway node %s silent since %s: taking it for dead",
+                            node.node_id, node.heartbeat_at.isoformat())
+                effects.extend(self._forget_node(conn, node.node_id, node.heartbeat_at))
+        return effects
+
+    def _forget_node(self, conn: Connection, node_id: str, since: datetime) -> list[Effect]:
+        now = self._now()
+        changed = False
+        for agent_id in nodes.remove_node(conn, node_id):
+            agent = repo.get_agent(conn, agent_id, for_update=True)
+            if agent is None or nodes.live_sockets(conn, agent_id, self._alive_after(now)) > 0:
+                continue
+            if agent.disconnected_at is None:
+                repo.set_agent_presence(conn, agent_id, "offline", since)
+                changed = True
+        return self._queue_effects(conn, now) if changed else []
 
     def queue_snapshot(self, agent_id: str) -> QueueSnapshot:
         """The queued sessions this agent may claim (its skills), best first, with ETA."""

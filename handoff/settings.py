@@ -8,7 +8,9 @@ once in the var directory (mode 600) so tokens survive restarts.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
@@ -60,6 +62,15 @@ class Settings:
     cors_origins: tuple[str, ...]
     # Scale-out: python-socketio's Redis manager when set (see docs/deploy.md).
     redis_url: str | None = None
+    # Pub/sub channel of the Redis manager; every gateway node of one deployment uses the same.
+    redis_channel: str = "loanbot-socketio"
+    # Every Rasa instance; a session always goes to the same one (handoff.sharding).
+    # rasa_url is the first of them.
+    rasa_urls: tuple[str, ...] = ()
+    # This gateway process among several sharing one database: agent sockets are recorded per
+    # node, and a node whose heartbeat is older than node_ttl_seconds counts as dead.
+    node_id: str = "local"
+    node_ttl_seconds: int = 15
     # Rasa's --auth-token, needed for /conversations/* (resume events); the webhook ignores it.
     rasa_token: str | None = None
 
@@ -68,11 +79,14 @@ class Settings:
         """Build settings from the environment (or a given mapping, for tests)."""
         env = os.environ if environ is None else environ
         var_dir = Path(_str(env, "HANDOFF_VAR_DIR", "var"))
+        rasa_urls = _rasa_urls(env)
+        port = _int(env, "HANDOFF_PORT", 8080, low=1, high=65535)
         return cls(
             db_url=_db_url(_str(env, "HANDOFF_DB_URL", f"sqlite:///{var_dir}/handoff.sqlite")),
             host=_str(env, "HANDOFF_HOST", "127.0.0.1"),
-            port=_int(env, "HANDOFF_PORT", 8080, low=1, high=65535),
-            rasa_url=_url(env, "HANDOFF_RASA_URL", env.get("RASA_URL") or "http://127.0.0.1:5005"),
+            port=port,
+            rasa_url=rasa_urls[0],
+            rasa_urls=rasa_urls,
             rasa_timeout_seconds=_float(env, "HANDOFF_RASA_TIMEOUT", 10.0, low=0.1, high=300),
             secret=_secret(env, var_dir),
             token_ttl_seconds=_int(env, "HANDOFF_TOKEN_TTL", 8 * 3600, low=60, high=7 * 86400),
@@ -96,6 +110,9 @@ class Settings:
                 o.strip() for o in _str(env, "HANDOFF_CORS_ORIGINS", "").split(",") if o.strip()
             ),
             redis_url=_redis_url(env),
+            redis_channel=_name(env, "HANDOFF_REDIS_CHANNEL", "loanbot-socketio"),
+            node_id=_name(env, "HANDOFF_NODE_ID", f"{socket.gethostname()[:50]}:{port}"),
+            node_ttl_seconds=_int(env, "HANDOFF_NODE_TTL", 15, low=2, high=3600),
             rasa_token=_rasa_token(env, var_dir),
         )
 
@@ -141,6 +158,32 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     value = _str(env, name, default).rstrip("/")
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _rasa_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """HANDOFF_RASA_URLS (comma-separated) wins over HANDOFF_RASA_URL / RASA_URL."""
+    raw = env.get("HANDOFF_RASA_URLS")
+    if raw is None:
+        return (_url(env, "HANDOFF_RASA_URL", env.get("RASA_URL") or "http://127.0.0.1:5005"),)
+    urls = [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
+    if not urls:
+        raise ConfigError("HANDOFF_RASA_URLS is set but lists no URL")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"HANDOFF_RASA_URLS must list http(s) URLs, got {url!r}")
+    if len(set(urls)) != len(urls):
+        raise ConfigError("HANDOFF_RASA_URLS lists a URL twice")
+    return tuple(urls)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _str(env, name, default)
+    if not _NAME.match(value):
+        raise ConfigError(f"{name} must be 1-64 of A-Z a-z 0-9 _ . : -, got {value!r}")
     return value
 
 

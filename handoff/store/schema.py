@@ -164,3 +164,22 @@ callbacks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# --- scale-out: which gateway node holds which agent socket (docs/deploy.md) ---------------
+
+gateway_nodes = Table(
+    "gateway_nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+)
+
+agent_sockets = Table(
+    "agent_sockets",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("sid", String(64), primary_key=True),
+    Column("agent_id", String(64), nullable=False, index=True),
+    Column("connected_at", UTCDateTime, nullable=False),
+)

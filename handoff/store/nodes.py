@@ -1,0 +1,72 @@
+"""Queries for the gateway-node registry: node heartbeats and the agent sockets each node holds.
+
+An agent is "connected" while it has a socket on a live node (heartbeat newer than the node
+TTL), whichever node that is, so one node losing a socket (or dying) does not start the
+agent's grace period while another node still serves it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from handoff.store.schema import agent_sockets, gateway_nodes
+
+
+def heartbeat(conn: Connection, node_id: str, now: datetime) -> bool:
+    """Record that `node_id` is alive; True when its row had to be (re)created."""
+    done = conn.execute(
+        update(gateway_nodes).where(gateway_nodes.c.node_id == node_id).values(heartbeat_at=now)
+    ).rowcount
+    if done:
+        return False
+    conn.execute(insert(gateway_nodes).values(node_id=node_id, heartbeat_at=now, started_at=now))
+    return True
+
+
+def dead_nodes(conn: Connection, alive_after: datetime) -> list[Row]:
+    return list(conn.execute(
+        select(gateway_nodes).where(gateway_nodes.c.heartbeat_at < alive_after)
+    ))
+
+
+def remove_node(conn: Connection, node_id: str) -> list[str]:
+    """Forget a node and its sockets; returns the agents that had a socket there."""
+    agents = sorted({r.agent_id for r in conn.execute(
+        select(agent_sockets.c.agent_id).where(agent_sockets.c.node_id == node_id)
+    )})
+    conn.execute(delete(agent_sockets).where(agent_sockets.c.node_id == node_id))
+    conn.execute(delete(gateway_nodes).where(gateway_nodes.c.node_id == node_id))
+    return agents
+
+
+def forget_node_sockets(conn: Connection, node_id: str) -> None:
+    conn.execute(delete(agent_sockets).where(agent_sockets.c.node_id == node_id))
+
+
+def add_socket(conn: Connection, node_id: str, sid: str, agent_id: str, now: datetime) -> None:
+    conn.execute(delete(agent_sockets).where(
+        and_(agent_sockets.c.node_id == node_id, agent_sockets.c.sid == sid)
+    ))
+    conn.execute(insert(agent_sockets).values(
+        node_id=node_id, sid=sid, agent_id=agent_id, connected_at=now
+    ))
+
+
+def remove_socket(conn: Connection, node_id: str, sid: str) -> None:
+    conn.execute(delete(agent_sockets).where(
+        and_(agent_sockets.c.node_id == node_id, agent_sockets.c.sid == sid)
+    ))
+
+
+def live_sockets(conn: Connection, agent_id: str, alive_after: datetime) -> int:
+    """The agent's sockets on nodes that are alive."""
+    return int(conn.execute(
+        select(func.count())
+        .select_from(agent_sockets.join(
+            gateway_nodes, gateway_nodes.c.node_id == agent_sockets.c.node_id))
+        .where(and_(agent_sockets.c.agent_id == agent_id,
+                    gateway_nodes.c.heartbeat_at >= alive_after))
+    ).scalar_one())

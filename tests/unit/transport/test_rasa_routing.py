@@ -1,0 +1,91 @@
+"""Several Rasa instances: each session always reaches its owner; a refused connection moves
+the call to the session's next instance; other failures are not retried elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from handoff.rasa_client import RasaClient, RasaUnavailable
+from handoff.sharding import owner
+from tests.integration.fake_rasa import FakeRasa, free_port
+
+
+@pytest.fixture
+def three() -> Iterator[list[FakeRasa]]:
+    fakes = [FakeRasa(slow_seconds=1.0) for _ in range(3)]
+    for fake in fakes:
+        fake.start()
+    try:
+        yield fakes
+    finally:
+        for fake in fakes:
+            fake.stop()
+
+
+async def _talk(client: RasaClient, pairs: list[tuple[str, str]]) -> None:
+    try:
+        for sender, text in pairs:
+            await client.send_message(sender, text)
+    finally:
+        await client.close()
+
+
+def test_each_session_always_goes_to_its_owner(three: list[FakeRasa]) -> None:
+    urls = [f.url for f in three]
+    sessions = [f"session-{i:03d}-abcdefghijklmnop" for i in range(30)]
+    pairs = [(s, f"第{turn}句") for turn in range(3) for s in sessions]
+    asyncio.run(_talk(RasaClient(urls), pairs))
+    by_url = {f.url: f for f in three}
+    for session in sessions:
+        mine = by_url[owner(session, urls)]
+        assert mine.texts_from(session) == ["第0句", "第1句", "第2句"]
+        assert all(not f.texts_from(session) for f in three if f is not mine)
+    assert all(f.messages for f in three)  # the sessions are spread over all instances
+
+
+def test_resume_events_go_to_the_same_instance_as_messages(three: list[FakeRasa]) -> None:
+    urls = [f.url for f in three]
+    client = RasaClient(urls)
+
+    async def run() -> None:
+        try:
+            await client.send_message("resume-session-0000000", "你好")
+            await client.append_events("resume-session-0000000", [{"event": "resume"}])
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    mine = {f.url: f for f in three}[owner("resume-session-0000000", urls)]
+    assert mine.events_for("resume-session-0000000") == [{"event": "resume"}]
+
+
+def test_refused_owner_fails_over_to_the_runner_up(three: list[FakeRasa]) -> None:
+    urls = [f.url for f in three]
+    client = RasaClient(urls)
+    session = "failover-session-000000"
+    first, second = client.instances_for(session)[:2]
+    by_url = {f.url: f for f in three}
+    by_url[first].go_down()
+    asyncio.run(_talk(client, [(session, "你好")]))
+    assert by_url[second].texts_from(session) == ["你好"]
+
+
+def test_all_refused_is_unavailable() -> None:
+    client = RasaClient([f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"])
+    with pytest.raises(RasaUnavailable):
+        asyncio.run(_talk(client, [("s", "你好")]))
+
+
+def test_server_error_is_not_retried_on_another_instance(three: list[FakeRasa]) -> None:
+    urls = [f.url for f in three]
+    with pytest.raises(RasaUnavailable):
+        asyncio.run(_talk(RasaClient(urls), [("error-session-0000000", "坏了")]))
+    assert not any(f.messages for f in three)  # "坏" answers 500 before recording
+
+
+def test_needs_a_url() -> None:
+    with pytest.raises(ValueError):
+        RasaClient([])
