@@ -55,3 +55,10 @@ clean:
 
 browser-deps:
 	@bash scripts/browser-deps.sh
+
+# Bounded soak of a scaled-out gateway (2 nodes, PostgreSQL + Redis on loopback, 200
+# concurrent borrowers x 3 waves, scripted agents); not part of `make test`. bench/soak.py.
+.PHONY: soak
+soak: setup
+	@mkdir -p reports
+	@$(PY) -m bench.soak --out reports/soak.json

@@ -1,0 +1,1 @@
+"""Load and soak drivers (speed targets live here, never in unit tests)."""
