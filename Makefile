@@ -62,3 +62,9 @@ browser-deps:
 soak: setup
 	@mkdir -p reports
 	@$(PY) -m bench.soak --out reports/soak.json
+
+# Two real Rasa instances (PostgreSQL tracker store + RedisLockStore, bot/endpoints.scale.yml)
+# behind one gateway; ~1.5 min, so not part of `make test`.
+.PHONY: scale-rasa-test
+scale-rasa-test: model
+	@LOANBOT_TEST_SCALE_RASA=1 $(VENV)/bin/pytest tests/integration/test_scale_rasa.py

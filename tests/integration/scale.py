@@ -149,3 +149,54 @@ def start_node(node_id: str, workdir: Path, env: dict[str, str], seconds: float 
                 node.stop()
                 raise RuntimeError(f"gateway {node_id} not up:\n{node.tail()}") from None
             time.sleep(0.2)
+
+
+@dataclass
+class RasaInstance:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.is_file() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def spawn_rasa(name: str, workdir: Path, model: Path, token: str,
+               env: dict[str, str]) -> RasaInstance:
+    """`rasa run` with bot/endpoints.scale.yml (values from `env`), debug log to a file.
+    Returns at once; call wait_rasa() (start several first: loading a model takes a while)."""
+    port = free_port()
+    log = workdir / f"{name}.log"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rasa"), "run", "-m", str(model),
+         "--endpoints", str(ROOT / "bot" / "endpoints.scale.yml"),
+         "--credentials", str(ROOT / "bot" / "credentials.yml"),
+         "-i", "127.0.0.1", "-p", str(port), "--enable-api", f"--auth-token={token}",
+         "--debug", "--log-file", str(log)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(workdir / f"{name}.err").open("wb"),
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", **env},
+    )
+    return RasaInstance(f"http://127.0.0.1:{port}", process, log)
+
+
+def wait_rasa(instance: RasaInstance, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if instance.process.poll() is not None:
+            raise RuntimeError(f"rasa exited:\n{instance.text()[-3000:]}")
+        try:  # Rasa listens only once the model is loaded
+            with urllib.request.urlopen(f"{instance.url}/", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(1)
+    instance.stop()
+    raise RuntimeError(f"rasa not up after {seconds}s:\n{instance.text()[-3000:]}")
