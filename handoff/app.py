@@ -33,6 +33,7 @@ from handoff.delivery import Delivery
 from handoff.errors import AuthError, HandoffError, PermissionDenied, ValidationError
 from handoff.policy import Policy
 from handoff.rasa_client import RasaClient
+from handoff.replay_marks import LocalManager, LocalMarks, RedisManager, RedisMarks, ReplayMarks
 from handoff.service import HandoffService
 from handoff.settings import Settings
 from handoff.store import Store
@@ -109,6 +110,8 @@ class Gateway:
         except Exception:
             log.exception("could not deregister this gateway node")
         await self.rasa.close()
+        if isinstance(self.delivery.marks, RedisMarks):
+            await self.delivery.marks.close()
         self.store.dispose()
 
     async def _tick_forever(self) -> None:
@@ -122,13 +125,16 @@ class Gateway:
                 log.exception("tick failed")
 
 
-def client_manager(redis_url: str | None, channel: str = "loanbot-socketio"
-                   ) -> socketio.AsyncManager:
+def client_manager(redis_url: str | None, channel: str = "loanbot-socketio",
+                   marks: ReplayMarks | None = None) -> socketio.AsyncManager:
     """In-process rooms by default; Redis pub/sub when several processes share them (every
-    node of one deployment on the same channel)."""
-    if redis_url:
-        return socketio.AsyncRedisManager(redis_url, channel=channel)
-    return socketio.AsyncManager()
+    node of one deployment on the same channel). Either way the manager advances the
+    borrowers' replay marks where the delivery happens (handoff.replay_marks)."""
+    manager: LocalManager | RedisManager = (
+        RedisManager(redis_url, channel=channel) if redis_url else LocalManager()
+    )
+    manager.marks = marks
+    return manager
 
 
 def build_gateway(
@@ -145,15 +151,17 @@ def build_gateway(
         settings.rasa_urls or settings.rasa_url,
         timeout_seconds=settings.rasa_timeout_seconds, token=settings.rasa_token,
     )
+    marks: ReplayMarks = (RedisMarks(settings.redis_url, settings.redis_channel)
+                          if settings.redis_url else LocalMarks())
     sio = socketio.AsyncServer(
         async_mode="asgi",
-        client_manager=client_manager(settings.redis_url, settings.redis_channel),
+        client_manager=client_manager(settings.redis_url, settings.redis_channel, marks),
         cors_allowed_origins=list(settings.cors_origins) or None,
         max_http_buffer_size=MAX_SOCKET_FRAME,
         logger=False,
         engineio_logger=False,
     )
-    delivery = Delivery(sio, rasa, service, asyncio.to_thread)
+    delivery = Delivery(sio, rasa, service, asyncio.to_thread, marks)
     compliance = Compliance.load()
     canned = load_canned(compliance=compliance)
     sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length))

@@ -26,7 +26,6 @@ from handoff.delivery import (
     Delivery,
     agent_room,
     borrower_view,
-    remember,
 )
 from handoff.delivery import render_bot_uttered as render
 from handoff.errors import HandoffError, NotFound, ValidationError
@@ -188,10 +187,10 @@ class BorrowerNamespace(GatewayNamespace):
                 "state": result.session.state, "last_seq": result.session.last_seq}
 
     async def _replay(self, sid: str, session_id: str, last_seq: int | None, created: bool) -> None:
-        """Send messages after `last_seq` (or after what this node last delivered), in order."""
+        """Send messages after `last_seq` (or after the session's replay mark), in order."""
         if created:
             return
-        since = last_seq if last_seq is not None else self.delivery.delivered_seq.get(session_id)
+        since = last_seq if last_seq is not None else await self.delivery.marks.get(session_id)
         if since is None:
             return  # the client keeps its own history and did not ask for a replay
         missed = await self.call(self.service.history_since, session_id, since)
@@ -200,9 +199,7 @@ class BorrowerNamespace(GatewayNamespace):
                 uttered["metadata"]["replayed"] = True
                 await self.emit(BOT_UTTERED, uttered, to=sid)
         if missed:
-            top = max(m.seq for m in missed)
-            remember(self.delivery.delivered_seq, session_id,
-                     max(top, self.delivery.delivered_seq.get(session_id, 0)))
+            await self.delivery.marks.advance(session_id, max(m.seq for m in missed))
 
     @guarded
     async def on_user_uttered(self, sid: str, data: Any = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from handoff.model import (
     ToRasaMessage,
 )
 from handoff.rasa_client import RasaClient, RasaUnavailable
+from handoff.replay_marks import LocalMarks, ReplayMarks
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class Delivery:
         rasa: RasaClient,
         service: BotReplies,
         run_sync: Callable[..., Awaitable[Any]],
+        marks: ReplayMarks | None = None,
     ) -> None:
         self.sio = sio
         self.rasa = rasa
@@ -160,9 +162,9 @@ class Delivery:
         self.ingress_locks = SessionLocks()
         self.rasa_locks = SessionLocks()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Highest seq emitted to a session room while a borrower socket was in it, so a
-        # reconnect without `last_seq` replays only what nobody saw (in-memory, per node).
-        self.delivered_seq: OrderedDict[str, int] = OrderedDict()
+        # Highest seq delivered to a borrower socket per session, advanced by the socket.io
+        # manager where the socket is (handoff.replay_marks); shared via Redis when scaled.
+        self.marks: ReplayMarks = marks if marks is not None else LocalMarks()
         self._last_status_text: OrderedDict[str, str] = OrderedDict()
 
     async def deliver(self, effects: Iterable[Effect]) -> None:
@@ -192,10 +194,6 @@ class Delivery:
         if event == BorrowerEvents.MESSAGE:
             for uttered in render_bot_uttered(payload):
                 await self.sio.emit(BOT_UTTERED, uttered, room=session_id, namespace=BORROWER_NS)
-            seq = payload.get("seq")
-            if isinstance(seq, int) and self._has_borrower_socket(session_id):
-                remember(self.delivered_seq, session_id,
-                         max(seq, self.delivered_seq.get(session_id, 0)))
         elif event in (
             BorrowerEvents.STATUS,
             BorrowerEvents.CSAT_REQUEST,
@@ -218,12 +216,6 @@ class Delivery:
                     room=session_id,
                     namespace=BORROWER_NS,
                 )
-
-    def _has_borrower_socket(self, session_id: str) -> bool:
-        try:
-            return any(True for _ in self.sio.manager.get_participants(BORROWER_NS, session_id))
-        except (KeyError, TypeError, AttributeError):
-            return False
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

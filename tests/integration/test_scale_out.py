@@ -259,3 +259,30 @@ async def test_session_of_an_agent_lost_with_its_node_is_requeued(
     row, events = session_row(db_url, sid)
     assert (row.state, row.requeued_front, row.agent_id) == ("queued", True, None)
     assert events.count("agent_lost") == 1
+
+
+async def test_widget_without_last_seq_gets_what_it_missed_from_another_node(
+        nodes: NodeFactory, made: list[Client]) -> None:
+    """The stock rasa-webchat widget sends no last_seq: the replay mark (advanced on node A
+    where its socket was, kept in Redis) tells node B what it already has."""
+    node_a, node_b = nodes("node-a"), nodes("node-b")
+    agent = await agent_at(node_b, made)
+    await agent.wait_for("queue")
+    borrower = await borrower_at(node_a, made)
+    sid = borrower.session_id
+    ok(await borrower.say("转人工"))
+    await agent.wait_for("queue", lambda q: sid in [e["session_id"] for e in q["entries"]])
+    ok(await agent.call("claim", {"session_id": sid}))
+    ok(await agent.call("message", {"session_id": sid, "text": "已经收到的"}))
+    await borrower.wait_for("bot_uttered", lambda d: d.get("text") == "已经收到的")
+    await asyncio.sleep(0.3)  # node A records the mark after handing the event to the socket
+
+    node_a.kill()
+    for text in ("错过的一", "错过的二"):
+        ok(await agent.call("message", {"session_id": sid, "text": text}))
+    again = await borrower_at(node_b, made, sid)  # no last_seq
+    replayed = [await again.wait_for("bot_uttered", lambda d, t=t: d.get("text") == t)
+                for t in ("错过的一", "错过的二")]
+    assert all(r["metadata"]["replayed"] for r in replayed)
+    await again.no_event("bot_uttered", lambda d: d.get("metadata", {}).get("sender") == "agent",
+                         seconds=0.5)  # "已经收到的" is not sent again

@@ -200,12 +200,6 @@ def test_effects_reach_their_rooms_and_namespaces() -> None:
     assert rasa.events == [("s", ({"event": "resume"},))]
 
 
-def test_delivered_seq_tracks_what_a_connected_borrower_got() -> None:
-    delivery, _, _, _ = make()
-    asyncio.run(delivery.to_borrower("s", "message", msg(seq=7)))
-    assert delivery.delivered_seq["s"] == 7
-
-
 @pytest.mark.parametrize("sender", ["bot", "agent", "system"])
 def test_non_borrower_senders_render(sender: str) -> None:
     assert len(render_bot_uttered(msg(sender=sender))) == 1
