@@ -96,6 +96,7 @@ class Gateway:
         # No agent socket survived a restart: start every still-present agent's grace period
         # before the first tick, so tick() can requeue their sessions if they do not return.
         await asyncio.to_thread(self.service.recover_after_restart)
+        await self.delivery.deliver(await asyncio.to_thread(self.service.recover_pending_turns))
         self._ticker = asyncio.ensure_future(self._tick_forever())
 
     async def shutdown(self) -> None:

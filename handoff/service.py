@@ -222,10 +222,12 @@ class HandoffService:
             route: Route
             if row.state == SessionState.BOT.value:
                 route = "bot"
-                effects.append(
-                    ToRasaMessage(session_id, text, message.seq,
-                                  {**(metadata or {}), "seq": message.seq})
-                )
+                forward = {**(metadata or {}), "seq": message.seq}
+                # Recorded with the message: if this node dies before Rasa's answer is stored,
+                # another node re-forwards it (tick → _adopt_orphan_turns).
+                nodes.add_pending_turn(conn, self._settings.node_id, session_id, message.seq,
+                                       text, forward, now)
+                effects.append(ToRasaMessage(session_id, text, message.seq, forward))
             elif row.state == SessionState.QUEUED.value:
                 route = "queued"
                 effects.extend(self._queue_effects(conn, now, borrowers=False))
@@ -254,6 +256,7 @@ class HandoffService:
         handed_off = False
         with self._store.write() as conn:
             row = repo.require_session(conn, session_id, for_update=True)
+            nodes.resolve_oldest_turn(conn, session_id)
             for reply in replies:
                 if row.state != SessionState.BOT.value:
                     dropped += 1
@@ -292,6 +295,7 @@ class HandoffService:
         now = self._now()
         with self._store.write() as conn:
             row = repo.require_session(conn, session_id, for_update=True)
+            nodes.resolve_oldest_turn(conn, session_id)
             if row.state != SessionState.BOT.value:
                 log.info("bot_unavailable ignored for %s in state %s", _short(session_id),
                          row.state)
@@ -604,11 +608,45 @@ class HandoffService:
             return []
         first = self._last_heartbeat is None
         if not self.node_heartbeat() or first:
-            return []
+            return self._adopt_orphan_turns()
         log.warning("gateway node %s was taken for dead by other nodes; re-registering",
                     self._settings.node_id)
         sockets = list(self.local_agent_sockets()) if self.local_agent_sockets else []
-        return list(self.reattach_sockets(sockets))
+        return list(self.reattach_sockets(sockets)) + self._adopt_orphan_turns()
+
+    def recover_pending_turns(self) -> tuple[Effect, ...]:
+        """Call once at start-up (after recover_after_restart): borrower messages this node's
+        previous run stored but never got Rasa's answer for are forwarded again, and so are
+        those of nodes that are gone."""
+        with self._store.write() as conn:
+            own = nodes.adopt_turns(conn, self._settings.node_id, self._settings.node_id)
+            effects = self._forwards(conn, own)
+        return tuple(effects) + tuple(self._adopt_orphan_turns())
+
+    def _adopt_orphan_turns(self) -> list[Effect]:
+        """Pending turns of nodes no longer registered (dead and reaped, or stopped): this
+        node forwards them to Rasa again. Rasa may see such a message twice if the dead node
+        had already sent it; the borrower gets one answer, because only one was stored."""
+        with self._store.read() as conn:
+            if not nodes.orphan_turn_nodes(conn):
+                return []
+        with self._store.write() as conn:
+            adopted = [row for node_id in nodes.orphan_turn_nodes(conn)
+                       for row in nodes.adopt_turns(conn, node_id, self._settings.node_id)]
+            return self._forwards(conn, adopted)
+
+    def _forwards(self, conn: Connection, turns: Sequence[Row]) -> list[Effect]:
+        effects: list[Effect] = []
+        for turn in turns:
+            row = repo.get_session(conn, turn.session_id)
+            if row is None or row.state != SessionState.BOT.value:
+                nodes.drop_turn(conn, turn.session_id, turn.seq)  # a human has it now
+                continue
+            log.warning("re-forwarding borrower message %s of session %s to Rasa",
+                        turn.seq, _short(turn.session_id))
+            effects.append(ToRasaMessage(turn.session_id, turn.text, turn.seq,
+                                         dict(turn.metadata or {"seq": turn.seq})))
+        return effects
 
     def _reap_dead_nodes(self, now: datetime) -> list[Effect]:
         """Nodes silent for longer than the node TTL are dead: their agent sockets are gone,
@@ -626,6 +664,7 @@ class HandoffService:
                 log.warning("gateway node %s silent since %s: taking it for dead",
                             node.node_id, node.heartbeat_at.isoformat())
                 effects.extend(self._forget_node(conn, node.node_id, node.heartbeat_at))
+        effects.extend(self._adopt_orphan_turns())  # what the dead node was sending to Rasa
         return effects
 
     def _forget_node(self, conn: Connection, node_id: str, since: datetime) -> list[Effect]:

@@ -8,11 +8,12 @@ agent's grace period while another node still serves it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
-from handoff.store.schema import agent_sockets, gateway_nodes
+from handoff.store.schema import agent_sockets, gateway_nodes, pending_turns
 
 
 def heartbeat(conn: Connection, node_id: str, now: datetime) -> bool:
@@ -70,3 +71,52 @@ def live_sockets(conn: Connection, agent_id: str, alive_after: datetime) -> int:
         .where(and_(agent_sockets.c.agent_id == agent_id,
                     gateway_nodes.c.heartbeat_at >= alive_after))
     ).scalar_one())
+
+
+# --- borrower messages on their way to Rasa ------------------------------------------------
+
+
+def add_pending_turn(conn: Connection, node_id: str, session_id: str, seq: int, text: str,
+                     metadata: dict[str, Any] | None, now: datetime) -> None:
+    conn.execute(insert(pending_turns).values(
+        session_id=session_id, seq=seq, node_id=node_id, text=text, metadata=metadata,
+        created_at=now,
+    ))
+
+
+def resolve_oldest_turn(conn: Connection, session_id: str) -> None:
+    """A session's turns reach Rasa one at a time in seq order, so an answer (or a failure)
+    settles the oldest pending one."""
+    oldest = conn.execute(
+        select(func.min(pending_turns.c.seq)).where(pending_turns.c.session_id == session_id)
+    ).scalar_one()
+    if oldest is not None:
+        conn.execute(delete(pending_turns).where(and_(
+            pending_turns.c.session_id == session_id, pending_turns.c.seq == oldest)))
+
+
+def adopt_turns(conn: Connection, from_node: str, to_node: str) -> list[Row]:
+    """Move a node's pending turns to another node; returns them in (session, seq) order.
+    The UPDATE's row locks make two nodes adopting at once split, not double, the work."""
+    rows = list(conn.execute(
+        select(pending_turns).where(pending_turns.c.node_id == from_node)
+        .order_by(pending_turns.c.session_id, pending_turns.c.seq)
+        .with_for_update()
+    ))
+    if from_node != to_node and rows:
+        conn.execute(update(pending_turns).where(pending_turns.c.node_id == from_node)
+                     .values(node_id=to_node))
+    return rows
+
+
+def orphan_turn_nodes(conn: Connection) -> list[str]:
+    """Nodes that own pending turns but are no longer registered (reaped or stopped)."""
+    registered = select(gateway_nodes.c.node_id)
+    return sorted({r.node_id for r in conn.execute(
+        select(pending_turns.c.node_id).where(pending_turns.c.node_id.not_in(registered))
+    )})
+
+
+def drop_turn(conn: Connection, session_id: str, seq: int) -> None:
+    conn.execute(delete(pending_turns).where(and_(
+        pending_turns.c.session_id == session_id, pending_turns.c.seq == seq)))

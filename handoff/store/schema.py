@@ -183,3 +183,16 @@ agent_sockets = Table(
     Column("agent_id", String(64), nullable=False, index=True),
     Column("connected_at", UTCDateTime, nullable=False),
 )
+
+# A borrower message on its way to Rasa, recorded with the message and removed when Rasa's
+# answer (or failure) is stored. If the node forwarding it dies, another node re-forwards it.
+pending_turns = Table(
+    "pending_turns",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("node_id", String(64), nullable=False, index=True),
+    Column("text", Text, nullable=False),
+    Column("metadata", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, select
 from handoff.service import Texts
 from handoff.store.schema import messages, sessions, transitions
 from tests.integration.conftest import PASSWORD, Agent, Borrower, Client, http_json
-from tests.integration.fake_rasa import HANDOFF_NOTICE, FakeRasa
+from tests.integration.fake_rasa import HANDOFF_NOTICE, SLOW_REPLY, FakeRasa
 from tests.integration.scale import (
     REDIS_URL,
     ROOT,
@@ -286,3 +286,20 @@ async def test_widget_without_last_seq_gets_what_it_missed_from_another_node(
     assert all(r["metadata"]["replayed"] for r in replayed)
     await again.no_event("bot_uttered", lambda d: d.get("metadata", {}).get("sender") == "agent",
                          seconds=0.5)  # "已经收到的" is not sent again
+
+
+async def test_message_in_flight_to_rasa_when_its_node_dies_is_answered_by_another(
+        nodes: NodeFactory, db_url: str, fake_rasa: FakeRasa, made: list[Client]) -> None:
+    node_a, node_b = nodes("node-a"), nodes("node-b")
+    borrower = await borrower_at(node_a, made)
+    sid = borrower.session_id
+    ack = ok(await borrower.say("慢慢说"))  # stored; the stand-in answers after 1.5 s
+    node_a.kill()  # ...but node A dies while waiting for Rasa
+
+    again = await borrower_at(node_b, made, sid, last_seq=ack["seq"])
+    reply = await again.wait_for("bot_uttered", lambda d: d.get("text") == SLOW_REPLY,
+                                 timeout=NODE_TTL + 2 + 8)
+    assert reply["metadata"]["seq"] > ack["seq"]
+    assert stored(db_url, sid) == [("borrower", "慢慢说"), ("bot", SLOW_REPLY)]
+    # Rasa saw the message from both nodes; the borrower got one answer.
+    assert fake_rasa.texts_from(sid) == ["慢慢说", "慢慢说"]

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from handoff.model import ToRasaMessage
 from handoff.policy import Policy
 from handoff.service import HandoffService
 from handoff.settings import Settings
@@ -141,3 +142,66 @@ def test_node_taken_for_dead_reregisters_its_sockets(
     assert presence(a, "gina") == "online"
     pass_time(clock, 60, a, b)
     assert a.session(sid).agent_id == "gina"
+
+
+# --- borrower messages on their way to Rasa when a node dies ---------------------------------
+
+
+def forwards(effects: list[object]) -> list[tuple[str, int]]:
+    return [(e.session_id, e.seq) for e in effects if isinstance(e, ToRasaMessage)]
+
+
+HANDOFF_REPLY = {"custom": {"handoff": {"reason": "sensitive_intent", "intent": "request_human",
+                                        "confidence": 0.9, "unresolved_turns": 0, "slots": {}}}}
+
+
+def test_unanswered_turn_of_a_dead_node_is_forwarded_once_by_one_survivor(
+        store: Store, policy: Policy, node_settings: Settings, clock: FakeClock,
+        two_nodes: tuple[HandoffService, HandoffService]) -> None:
+    a, b = two_nodes
+    c = _node(store, policy, node_settings, clock, "node-c")
+    sid = a.open_session(None, "u1").session.session_id
+    sent = a.record_borrower_message(sid, "借5万每月还多少", metadata={"customData": {"k": 1}})
+    assert forwards(list(sent.effects)) == [(sid, sent.message.seq)]
+    # node A dies before Rasa's answer is stored
+    effects = pass_time(clock, TTL + 6, b, c)
+    assert forwards(effects) == [(sid, sent.message.seq)]
+    [again] = [e for e in effects if isinstance(e, ToRasaMessage)]
+    assert again.text == "借5万每月还多少"
+    assert again.metadata == {"customData": {"k": 1}, "seq": sent.message.seq}
+    b.accept_bot_replies(sid, [{"text": "每月约4300元"}])
+    assert forwards(pass_time(clock, 30, b, c)) == []
+
+
+def test_answered_turns_are_not_forwarded_again(
+        two_nodes: tuple[HandoffService, HandoffService], clock: FakeClock) -> None:
+    a, b = two_nodes
+    sid = a.open_session(None, "u1").session.session_id
+    a.record_borrower_message(sid, "你好")
+    a.accept_bot_replies(sid, [{"text": "您好"}])
+    a.record_borrower_message(sid, "利率多少")
+    a.bot_unavailable(sid, "timeout")  # a failure settles the turn too
+    assert forwards(pass_time(clock, TTL + 6, b)) == []
+
+
+def test_turn_is_dropped_not_forwarded_once_a_human_has_the_session(
+        two_nodes: tuple[HandoffService, HandoffService], clock: FakeClock) -> None:
+    a, b = two_nodes
+    sid = a.open_session(None, "u1").session.session_id
+    a.record_borrower_message(sid, "转人工")
+    a.record_borrower_message(sid, "快点")  # sent before the handoff reply came back
+    a.accept_bot_replies(sid, [HANDOFF_REPLY])  # answers the first: queued
+    assert forwards(pass_time(clock, TTL + 6, b)) == []
+    assert b.session(sid).state == "queued"
+
+
+def test_restarted_node_forwards_what_its_previous_run_left_unanswered(
+        store: Store, policy: Policy, node_settings: Settings, clock: FakeClock,
+        two_nodes: tuple[HandoffService, HandoffService]) -> None:
+    a, _ = two_nodes
+    sid = a.open_session(None, "u1").session.session_id
+    first = a.record_borrower_message(sid, "第一句")
+    second = a.record_borrower_message(sid, "第二句")
+    restarted = _node(store, policy, node_settings, clock, "node-a")
+    assert forwards(list(restarted.recover_pending_turns())) == [
+        (sid, first.message.seq), (sid, second.message.seq)]
