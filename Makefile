@@ -57,11 +57,13 @@ browser-deps:
 	@bash scripts/browser-deps.sh
 
 # Bounded soak of a scaled-out gateway (2 nodes, PostgreSQL + Redis on loopback, 200
-# concurrent borrowers x 3 waves, scripted agents); not part of `make test`. bench/soak.py.
+# concurrent borrowers x 3 waves, scripted agents), then one wave with a node SIGKILLed 8 s
+# in; not part of `make test`. bench/soak.py; figures in reports/soak*.json.
 .PHONY: soak
 soak: setup
 	@mkdir -p reports
 	@$(PY) -m bench.soak --out reports/soak.json
+	@$(PY) -m bench.soak --waves 1 --kill-node-after 8 --out reports/soak-kill.json
 
 # Two real Rasa instances (PostgreSQL tracker store + RedisLockStore, bot/endpoints.scale.yml)
 # behind one gateway; ~1.5 min, so not part of `make test`.
