@@ -1,1 +1,0 @@
-"""Load and soak drivers (speed targets live here, never in unit tests)."""
