@@ -13,10 +13,13 @@ crash can at worst replay a message twice, never skip one.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any, Protocol
 
 import socketio
+
+log = logging.getLogger(__name__)
 
 MESSAGE_EVENT = "message"
 BORROWER_NS = "/"
@@ -72,11 +75,20 @@ class RedisMarks:
         return f"{self._prefix}:replay:{session_id}"
 
     async def get(self, session_id: str) -> int | None:
-        value = await self._redis.get(self._key(session_id))
+        """None when unknown, or when Redis cannot be asked (no replay then: the client keeps
+        its own history; a reconnect must not fail because of a mark)."""
+        try:
+            value = await self._redis.get(self._key(session_id))
+        except Exception as exc:  # RedisError, OSError: degrade, never block a reconnect
+            log.warning("replay mark unavailable for %s…: %s", session_id[:8], exc)
+            return None
         return int(value) if value is not None else None
 
     async def advance(self, session_id: str, seq: int) -> None:
-        await self._advance(keys=[self._key(session_id)], args=[seq, REDIS_TTL_SECONDS])
+        try:
+            await self._advance(keys=[self._key(session_id)], args=[seq, REDIS_TTL_SECONDS])
+        except Exception as exc:  # a lagging mark only means a replayed duplicate later
+            log.warning("replay mark not advanced for %s…: %s", session_id[:8], exc)
 
     async def close(self) -> None:
         await self._redis.close()

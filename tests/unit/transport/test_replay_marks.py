@@ -101,3 +101,18 @@ def test_redis_marks_are_shared_between_nodes() -> None:
             await node_b.close()
 
     assert asyncio.run(go()) == [7, None]
+
+
+def test_redis_marks_degrade_when_redis_is_unreachable() -> None:
+    """A reconnect must not fail because the mark cannot be read: no replay instead."""
+    from tests.integration.fake_rasa import free_port
+
+    async def go() -> int | None:
+        marks = RedisMarks(f"redis://127.0.0.1:{free_port()}/0", "loanbot-test")
+        try:
+            await marks.advance("s", 3)  # logged, not raised
+            return await marks.get("s")
+        finally:
+            await marks.close()
+
+    assert asyncio.run(go()) is None
