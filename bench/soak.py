@@ -48,6 +48,7 @@ from tests.integration.scale import (
     ROOT,
     Node,
     add_agents,
+    drop_redis_keys,
     postgres_missing,
     redis_missing,
     scratch_database,
@@ -473,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             for node in nodes:
                 node.stop()
             fake.stop()
+            drop_redis_keys(f"{env['HANDOFF_REDIS_CHANNEL']}:*")
             crashed = [n.node_id for i, n in enumerate(nodes)
                        if n.process.returncode not in (0, -15, None)
                        and not (args.kill_node_after and i == 0)]

@@ -50,6 +50,18 @@ def redis_missing() -> str | None:
     return None
 
 
+def drop_redis_keys(pattern: str) -> None:
+    """Remove what a test or soak left in the shared Redis (replay marks of its channel)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @contextmanager
 def scratch_database(prefix: str = "loanbot_test") -> Iterator[str]:
     """A new empty PostgreSQL database; dropped (with its connections) afterwards."""

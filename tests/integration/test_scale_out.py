@@ -31,6 +31,7 @@ from tests.integration.scale import (
     ROOT,
     Node,
     add_agents,
+    drop_redis_keys,
     postgres_missing,
     redis_missing,
     scratch_database,
@@ -87,6 +88,7 @@ def nodes(db_url: str, fake_rasa: FakeRasa, tmp_path: Path) -> Iterator[NodeFact
     yield start
     for node in started:
         node.stop()
+    drop_redis_keys(f"{env['HANDOFF_REDIS_CHANNEL']}:*")
 
 
 @pytest.fixture
@@ -301,5 +303,6 @@ async def test_message_in_flight_to_rasa_when_its_node_dies_is_answered_by_anoth
                                  timeout=NODE_TTL + 2 + 8)
     assert reply["metadata"]["seq"] > ack["seq"]
     assert stored(db_url, sid) == [("borrower", "慢慢说"), ("bot", SLOW_REPLY)]
-    # Rasa saw the message from both nodes; the borrower got one answer.
-    assert fake_rasa.texts_from(sid) == ["慢慢说", "慢慢说"]
+    # Rasa saw it from node B (and from node A too, unless A died before sending it); the
+    # borrower got one answer.
+    assert fake_rasa.texts_from(sid) in (["慢慢说"], ["慢慢说", "慢慢说"])
