@@ -130,7 +130,8 @@ class Texts:
     CSAT_PROMPT = "请为本次人工服务打分（1-5分，5分为非常满意）。"
     WAIT_SOON = "即将为您接入人工客服。"
     WAIT_ETA = "您前面还有{ahead}位用户，预计等待约{minutes}分钟。"
-    WAIT_UNKNOWN = "当前暂无客服在线，您可以继续等待，或预约电话回拨。"
+    # Wait only: the callback offer is the separate `callback_offer` sentence (one offer).
+    WAIT_UNKNOWN = "当前暂无客服在线，暂时无法估计等待时间，请您耐心等待。"
     OFFER_OUTSIDE_HOURS = (
         "当前不在人工服务时间（每日{start}-{end}），您可以预约电话回拨，我们将在服务时间内联系您。"
     )
