@@ -26,6 +26,7 @@ import socketio
 
 from handoff import dashboard, metrics
 from handoff.agent_namespace import AgentNamespace
+from handoff.borrower_auth import BorrowerTokens
 from handoff.borrower_namespace import BorrowerNamespace
 from handoff.canned import load_canned
 from handoff.compliance import Compliance
@@ -148,7 +149,9 @@ def build_gateway(
     delivery = Delivery(sio, rasa, service, asyncio.to_thread)
     compliance = Compliance.load()
     canned = load_canned(compliance=compliance)
-    sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length))
+    tokens = BorrowerTokens(settings.borrower_jwt_secret, settings.require_borrower_token, clock)
+    sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length,
+                                             tokens=tokens))
     sio.register_namespace(AgentNamespace(service, delivery, settings.max_message_length,
                                           compliance=compliance, canned=canned))
     return Gateway(settings, store, service, rasa, sio, delivery,

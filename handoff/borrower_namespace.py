@@ -14,11 +14,13 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import socketio
 
+from handoff.borrower_auth import BorrowerTokens
 from handoff.delivery import (
     AGENT_NS,
     BORROWER_NS,
@@ -94,6 +96,19 @@ def as_mapping(data: Any, *, allow_none: bool = False) -> Mapping[str, Any]:
     return data
 
 
+def connect_token(auth: Any, environ: Mapping[str, Any]) -> Any:
+    """The borrower token offered at connect: `auth.token`, else `?token=` in the URL."""
+    if isinstance(auth, dict) and auth.get("token") not in (None, ""):
+        return auth.get("token")
+    query = parse_qs(str(environ.get("QUERY_STRING") or ""))
+    values = query.get("token")
+    return values[0] if values and values[0] else None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def parse_time(value: str, key: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
@@ -137,12 +152,26 @@ class GatewayNamespace(socketio.AsyncNamespace):
 class BorrowerNamespace(GatewayNamespace):
     """Rasa socket.io protocol, served by the gateway."""
 
-    def __init__(self, service: HandoffService, delivery: Delivery, max_length: int) -> None:
+    def __init__(self, service: HandoffService, delivery: Delivery, max_length: int,
+                 tokens: BorrowerTokens | None = None) -> None:
         super().__init__(BORROWER_NS, service, delivery)
         self.max_length = max_length
+        # No token settings = anonymous sessions only (a given token is refused, not ignored).
+        self.tokens = tokens or BorrowerTokens(None, False, _utc_now)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        await self.save_session(sid, {"session_id": None})
+        """A borrower token may come as socket.io `auth.token` (what Rasa's own channel reads)
+        or as `?token=` on the socket URL (the only way the unmodified rasa-webchat widget can
+        send one). A bad token refuses the connection; a missing one is decided at
+        `session_request` (which may still carry the token)."""
+        token = connect_token(auth, environ)
+        try:
+            identity = self.tokens.identity(token) if token is not None else None
+        except HandoffError as err:
+            log.info("borrower connection refused: %s", err)
+            raise socketio.exceptions.ConnectionRefusedError(
+                err.message_zh, err.to_dict()) from None
+        await self.save_session(sid, {"session_id": None, "identity": identity})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         log.debug("borrower socket %s left", sid)
@@ -167,13 +196,20 @@ class BorrowerNamespace(GatewayNamespace):
         last_seq = field_int(payload, "last_seq", required=False)
         if last_seq is not None and last_seq < 0:
             raise BadInput("negative last_seq", message_zh="字段 last_seq 不能为负数")
-        result = await self.call(self.service.open_session, asked or None, None)
-        session_id = result.session.session_id
         state = await self.get_session(sid)
+        identity = state.get("identity")
+        given = payload.get("auth_token")
+        if given is not None:
+            # A token here replaces the connect-time one (e.g. the app refreshed it).
+            identity = self.tokens.identity(given)
+        elif identity is None:
+            self.tokens.identity(None)  # refuses (auth_failed) when a token is required
+        result = await self.call(self.service.open_session, asked or None, identity)
+        session_id = result.session.session_id
         old = state.get("session_id")
         if old and old != session_id:
             await self.leave_room(sid, old)
-        await self.save_session(sid, {"session_id": session_id})
+        await self.save_session(sid, {"session_id": session_id, "identity": identity})
         await self.enter_room(sid, session_id)
         # Exactly what rasa's SocketIOInput emits: the bare session id.
         await self.emit("session_confirm", session_id, to=sid)

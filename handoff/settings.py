@@ -62,6 +62,10 @@ class Settings:
     redis_url: str | None = None
     # Rasa's --auth-token, needed for /conversations/* (resume events); the webhook ignores it.
     rasa_token: str | None = None
+    # Borrower identity (handoff/borrower_auth.py): the HS256 secret shared with the lender's
+    # app; None = no borrower tokens accepted (anonymous sessions only).
+    borrower_jwt_secret: str | None = None
+    require_borrower_token: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +101,8 @@ class Settings:
             ),
             redis_url=_redis_url(env),
             rasa_token=_rasa_token(env, var_dir),
+            borrower_jwt_secret=_borrower_secret(env),
+            require_borrower_token=_require_borrower_token(env),
         )
 
 
@@ -162,6 +168,29 @@ def _rasa_token(env: Mapping[str, str], var_dir: Path) -> str | None:
     if local.is_file():
         return local.read_text(encoding="utf-8").strip() or None
     return None
+
+
+def _borrower_secret(env: Mapping[str, str]) -> str | None:
+    value = env.get("HANDOFF_BORROWER_JWT_SECRET", "").strip()
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"HANDOFF_BORROWER_JWT_SECRET must be at least {MIN_SECRET_LENGTH} characters"
+        )
+    return value
+
+
+def _require_borrower_token(env: Mapping[str, str]) -> bool:
+    raw = env.get("HANDOFF_REQUIRE_BORROWER_TOKEN", "false").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"HANDOFF_REQUIRE_BORROWER_TOKEN must be true or false, got {raw!r}")
+    required = raw in ("true", "1", "yes")
+    if required and not _borrower_secret(env):
+        raise ConfigError(
+            "HANDOFF_REQUIRE_BORROWER_TOKEN needs HANDOFF_BORROWER_JWT_SECRET to check tokens"
+        )
+    return required
 
 
 def _db_url(value: str) -> str:
