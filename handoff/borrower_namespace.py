@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -94,6 +95,25 @@ def as_mapping(data: Any, *, allow_none: bool = False) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise BadInput("payload must be an object", message_zh="消息格式错误，应为 JSON 对象")
     return data
+
+
+MAX_CUSTOM_DATA = 8 * 1024
+
+
+def custom_data(custom: Any) -> dict[str, Any] | None:
+    """rasa-webchat's `customData`, passed to Rasa as message metadata. Anything but an object
+    is ignored (the widget may send null); an object that cannot be sent on as small JSON
+    (deeply nested, huge, lone surrogates) is refused before anything is stored."""
+    if not isinstance(custom, dict):
+        return None
+    try:
+        size = len(json.dumps(custom, ensure_ascii=False).encode("utf-8"))
+    except (RecursionError, TypeError, ValueError, UnicodeEncodeError):
+        size = MAX_CUSTOM_DATA + 1
+    if size > MAX_CUSTOM_DATA:
+        raise BadInput("customData too large or not JSON",
+                       message_zh="附加数据 customData 过大或格式错误")
+    return {"customData": custom}
 
 
 def connect_token(auth: Any, environ: Mapping[str, Any]) -> Any:
@@ -242,15 +262,26 @@ class BorrowerNamespace(GatewayNamespace):
 
     @guarded
     async def on_user_uttered(self, sid: str, data: Any = None) -> dict[str, Any]:
-        """Store first (in arrival order), then route; the ack means 'stored'."""
+        """Store first (in arrival order), then route; the ack means 'stored'.
+
+        A refused message (too long, too fast, bad shape) also gets its Chinese reason as a
+        `bot_uttered` sentence: rasa-webchat shows neither acks nor `error` events, and a
+        borrower must never think a refused message was sent."""
+        try:
+            return await self._user_uttered(sid, data)
+        except HandoffError as err:
+            await self.emit(BOT_UTTERED, {"text": err.message_zh, "metadata": {
+                "sender": "system", "event": ERROR_EVENT, "code": err.code}}, to=sid)
+            raise
+
+    async def _user_uttered(self, sid: str, data: Any) -> dict[str, Any]:
         payload = as_mapping(data)
         session_id = await self._confirmed(sid, payload)
         # Length is the service's rule; the transport only guards memory and type.
         text = plain_text(str(field_str(payload, "message")))
         client_msg_id = field_str(payload, "client_msg_id", required=False,
                                   max_length=MAX_ID_LENGTH)
-        custom = payload.get("customData")
-        metadata = {"customData": custom} if isinstance(custom, dict) else None
+        metadata = custom_data(payload.get("customData"))
         async with self.delivery.ingress_locks.hold(session_id):
             result = await self.call(
                 self.service.record_borrower_message, session_id, text, client_msg_id, metadata

@@ -45,6 +45,7 @@ from handoff.errors import (
     PermissionDenied,
     ValidationError,
 )
+from handoff.limits import BucketLimiter
 from handoff.masking import mask_text, mask_value
 from handoff.model import (
     ActionResult,
@@ -146,7 +147,8 @@ class HandoffService:
         self._policy = policy
         self._settings = settings
         self._clock = clock
-        self._borrower_limiter = RateLimiter(settings.borrower_rate)
+        # Token bucket per session (config/handoff.yml `limits`); refusals store nothing.
+        self._borrower_limiter = BucketLimiter(settings.borrower_rate)
         self._agent_limiter = RateLimiter(settings.agent_rate)
         self._login_limiter = RateLimiter(RateLimit(10, 300.0))
 
@@ -806,7 +808,8 @@ class HandoffService:
         if len(text) > self._settings.max_message_length:
             raise ValidationError(
                 "message too long",
-                message_zh=f"消息不能超过{self._settings.max_message_length}字",
+                message_zh=(f"消息过长（最多{self._settings.max_message_length}字），"
+                            "请分几条发送"),
             )
         return text
 
