@@ -38,6 +38,11 @@ MEMO_LIMIT = 100_000
 V = TypeVar("V")
 
 
+def short_id(session_id: str) -> str:
+    """A session id for logs: enough to correlate, not enough to resume the session."""
+    return session_id[:8] + "…"
+
+
 def agent_room(agent_id: str) -> str:
     return f"agent:{agent_id}"
 
@@ -243,7 +248,7 @@ class Delivery:
                     effect.session_id, effect.text, {**effect.metadata, "seq": effect.seq}
                 )
             except RasaUnavailable as exc:
-                log.warning("Rasa unavailable for %s: %s", effect.session_id, exc)
+                log.warning("Rasa unavailable for %s: %s", short_id(effect.session_id), exc)
                 result = await self._run_sync(
                     self.service.bot_unavailable, effect.session_id, str(exc)
                 )
@@ -252,7 +257,8 @@ class Delivery:
                     self.service.accept_bot_replies, effect.session_id, replies
                 )
             if result.dropped:
-                log.info("dropped %d late bot replies for %s", result.dropped, effect.session_id)
+                log.info("dropped %d late bot replies for %s", result.dropped,
+                         short_id(effect.session_id))
             await self.deliver(result.effects)
 
     async def send_tracker_events(self, effect: ToRasa) -> None:
@@ -264,6 +270,6 @@ class Delivery:
                     return
                 except RasaUnavailable as exc:
                     log.warning("tracker events for %s failed (%s), attempt %d",
-                                effect.session_id, exc, attempt + 1)
+                                short_id(effect.session_id), exc, attempt + 1)
                     await asyncio.sleep(0.5 * (attempt + 1))
-            log.error("gave up sending tracker events for %s", effect.session_id)
+            log.error("gave up sending tracker events for %s", short_id(effect.session_id))

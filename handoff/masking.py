@@ -118,4 +118,12 @@ class MaskingFilter(logging.Filter):
         masked = redact_url_secrets(mask_text(message))
         if masked != message or record.args:
             record.msg, record.args = masked, ()
+        # A traceback is formatted after filters run; format it now so its exception texts are
+        # masked too (handlers reuse `exc_text` when it is set).
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_url_secrets(mask_text(record.exc_text))
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True

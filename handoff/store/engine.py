@@ -38,19 +38,22 @@ class Store:
             metadata.create_all(self.engine)
 
     def _make_engine(self, parsed: Any) -> Engine:
+        # hide_parameters: a database error's text (which ends up in logs and tracebacks) must
+        # not carry the message texts it was inserting, personal numbers and all.
         if not self.is_sqlite:
-            return create_engine(parsed, future=True, pool_pre_ping=True)
+            return create_engine(parsed, future=True, pool_pre_ping=True, hide_parameters=True)
         database = parsed.database
         in_memory = not database or database == ":memory:"
         if in_memory:
             engine = create_engine(
-                parsed, future=True, poolclass=StaticPool,
+                parsed, future=True, poolclass=StaticPool, hide_parameters=True,
                 connect_args={"check_same_thread": False},
             )
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(
-                parsed, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+                parsed, future=True, hide_parameters=True,
+                connect_args={"check_same_thread": False, "timeout": 30},
             )
 
         @event.listens_for(engine, "connect")
