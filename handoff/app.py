@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import mimetypes
@@ -187,7 +188,7 @@ class HttpRouter:
         elif path == "/api/dashboard" and method == "GET":
             await self.dashboard(scope, send)
         elif path == "/metrics" and method == "GET":
-            await self.metrics(send)
+            await self.metrics(scope, send)
         elif method in ("GET", "HEAD"):
             await self.static(path, send, head=method == "HEAD")
         else:
@@ -226,11 +227,7 @@ class HttpRouter:
         """Dashboard figures for ?from=&to= (ISO 8601; default the last 24 h). Supervisors
         only: `Authorization: Bearer <token from /api/login>`."""
         try:
-            token = bearer_token(scope)
-            agent = await asyncio.to_thread(self.gateway.service.agent_from_token, token)
-            if agent.role != "supervisor":
-                raise PermissionDenied("dashboard needs the supervisor role",
-                                       message_zh="仅主管可查看数据看板")
+            await self._supervisor(bearer_token(scope))
             now = self.gateway.clock()
             start, end = parse_period(scope, now)
             figures = await asyncio.to_thread(self._figures, start, end, now)
@@ -245,8 +242,26 @@ class HttpRouter:
             return dashboard.compute(conn, start, end, now,
                                      unresolved_limit=self.gateway.unresolved_limit)
 
-    async def metrics(self, send: Send) -> None:
-        """Prometheus text: all-time counters and the queue now (no personal data)."""
+    async def _supervisor(self, token: str) -> None:
+        """AuthError unless `token` is a live supervisor's; PermissionDenied for other roles."""
+        agent = await asyncio.to_thread(self.gateway.service.agent_from_token, token)
+        if agent.role != "supervisor":
+            raise PermissionDenied("needs the supervisor role",
+                                   message_zh="仅主管可查看数据看板")
+
+    async def metrics(self, scope: Scope, send: Send) -> None:
+        """Prometheus text: all-time counters and the queue now (no personal data, but
+        business figures): `Authorization: Bearer` with a supervisor's login token, or the
+        scraper's HANDOFF_METRICS_TOKEN."""
+        try:
+            token = bearer_token(scope)
+            scraper = self.gateway.settings.metrics_token
+            if not (scraper and hmac.compare_digest(token.encode(), scraper.encode())):
+                await self._supervisor(token)
+        except HandoffError as err:
+            status = {"auth_failed": 401, "forbidden": 403}.get(err.code, 400)
+            await json_response(send, status, err.to_dict())
+            return
         now = self.gateway.clock()
         figures = await asyncio.to_thread(
             self._figures, datetime(1970, 1, 1, tzinfo=timezone.utc), now + timedelta(days=1),

@@ -71,6 +71,8 @@ class Settings:
     # app; None = no borrower tokens accepted (anonymous sessions only).
     borrower_jwt_secret: str | None = None
     require_borrower_token: bool = False
+    # Bearer token for a Prometheus scraper on GET /metrics (supervisor login tokens also work).
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +111,7 @@ class Settings:
             rasa_token=_rasa_token(env, var_dir),
             borrower_jwt_secret=_borrower_secret(env),
             require_borrower_token=_require_borrower_token(env),
+            metrics_token=_optional_secret(env, "HANDOFF_METRICS_TOKEN"),
         )
 
 
@@ -176,15 +179,17 @@ def _rasa_token(env: Mapping[str, str], var_dir: Path) -> str | None:
     return None
 
 
-def _borrower_secret(env: Mapping[str, str]) -> str | None:
-    value = env.get("HANDOFF_BORROWER_JWT_SECRET", "").strip()
+def _optional_secret(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
     if not value:
         return None
     if len(value) < MIN_SECRET_LENGTH:
-        raise ConfigError(
-            f"HANDOFF_BORROWER_JWT_SECRET must be at least {MIN_SECRET_LENGTH} characters"
-        )
+        raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters")
     return value
+
+
+def _borrower_secret(env: Mapping[str, str]) -> str | None:
+    return _optional_secret(env, "HANDOFF_BORROWER_JWT_SECRET")
 
 
 def _require_borrower_token(env: Mapping[str, str]) -> bool:
