@@ -98,14 +98,33 @@ def as_mapping(data: Any, *, allow_none: bool = False) -> Mapping[str, Any]:
 
 
 MAX_CUSTOM_DATA = 8 * 1024
+MAX_CUSTOM_DEPTH = 8
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of JSON-like data, counted without recursion and only up to `limit`+1."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def custom_data(custom: Any) -> dict[str, Any] | None:
     """rasa-webchat's `customData`, passed to Rasa as message metadata. Anything but an object
     is ignored (the widget may send null); an object that cannot be sent on as small JSON
-    (deeply nested, huge, lone surrogates) is refused before anything is stored."""
+    (nested deeper than 8, over 8 KB, lone surrogates) is refused before anything is
+    stored."""
     if not isinstance(custom, dict):
         return None
+    if _depth(custom, MAX_CUSTOM_DEPTH) > MAX_CUSTOM_DEPTH:
+        raise BadInput("customData nested too deeply",
+                       message_zh="附加数据 customData 过大或格式错误")
     try:
         size = len(json.dumps(custom, ensure_ascii=False).encode("utf-8"))
     except (RecursionError, TypeError, ValueError, UnicodeEncodeError):
