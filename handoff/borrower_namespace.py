@@ -33,6 +33,7 @@ from handoff.delivery import (
 )
 from handoff.delivery import render_bot_uttered as render
 from handoff.errors import HandoffError, NotFound, ValidationError
+from handoff.model import BorrowerEvents
 from handoff.service import HandoffService
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,8 @@ class BorrowerNamespace(GatewayNamespace):
             "session_id": session_id,
             "messages": [borrower_view(m.to_dict()) for m in result.history],
         }, to=sid)
+        if result.callback_offer is not None:
+            await self.emit(BorrowerEvents.CALLBACK_OFFER, result.callback_offer, to=sid)
         await self._replay(sid, session_id, last_seq, created=result.created)
         await self.delivery.deliver(result.effects)
         return {"ok": True, "session_id": session_id, "created": result.created,

@@ -175,7 +175,12 @@ class HandoffService:
             history = repo.last_messages(conn, row.id, self._settings.history_limit)
             status = self._status(conn, row, now)
             view = self._view(conn, row)
-        return OpenResult(session=view, created=created, history=tuple(history), status=status)
+            # A borrower coming back to a wait nobody can serve is offered the callback again.
+            offer = (self._callback_offer(conn, row.id, row.skill or self._policy.default_skill,
+                                          now)
+                     if row.state == SessionState.QUEUED.value else None)
+        return OpenResult(session=view, created=created, history=tuple(history), status=status,
+                          callback_offer=offer)
 
     def record_borrower_message(
         self,
@@ -868,25 +873,32 @@ class HandoffService:
         )
         effects = self._system_message(conn, row, text, now) if text is not None else []
         effects.append(self._status_effect(conn, row, now))
-        loads = self._loads(conn)
-        reason = callback_reason(
-            now, self._settings.service_hours, len(agents_able(loads, skill))
-        )
-        if reason is not None:
-            hours = self._settings.service_hours
-            offer = (
-                Texts.OFFER_OUTSIDE_HOURS.format(
-                    start=hours.start.strftime("%H:%M"), end=hours.end.strftime("%H:%M"))
-                if reason == "outside_hours" else Texts.OFFER_NO_AGENTS
-            )
-            effects.append(ToBorrower(row.id, BorrowerEvents.CALLBACK_OFFER, {
-                "session_id": row.id, "reason": reason,
-                "text": self._localise(conn, row.id, offer),
-            }))
+        offer = self._callback_offer(conn, row.id, skill, now)
+        if offer is not None:
+            effects.append(ToBorrower(row.id, BorrowerEvents.CALLBACK_OFFER, offer))
         effects.extend(self._queue_effects(conn, now, skip_session=row.id))
         log.info("session %s queued: reason=%s key=%s skill=%s", _short(row.id), signal.reason,
                  routing_key, skill)
         return row, effects
+
+    def _callback_offer(self, conn: Connection, session_id: str, skill: str,
+                        now: datetime) -> dict[str, Any] | None:
+        """The `callback_offer` payload when nobody can serve `skill` now (outside service
+        hours, or no able agent online), else None."""
+        loads = self._loads(conn)
+        reason = callback_reason(
+            now, self._settings.service_hours, len(agents_able(loads, skill))
+        )
+        if reason is None:
+            return None
+        hours = self._settings.service_hours
+        offer = (
+            Texts.OFFER_OUTSIDE_HOURS.format(
+                start=hours.start.strftime("%H:%M"), end=hours.end.strftime("%H:%M"))
+            if reason == "outside_hours" else Texts.OFFER_NO_AGENTS
+        )
+        return {"session_id": session_id, "reason": reason,
+                "text": self._localise(conn, session_id, offer)}
 
     def _requeue_held(self, conn: Connection, agent_id: str, now: datetime,
                       why: str) -> list[Effect]:

@@ -92,3 +92,19 @@ def test_no_offer_when_an_agent_can_serve(service: HandoffService) -> None:
     service.agent_connected("gina")
     sid, effects = hand_off(service)
     assert offers(spoken(effects, sid)) == []
+
+
+def test_resuming_a_wait_nobody_can_serve_offers_the_callback_again(
+    service: HandoffService, clock: FakeClock
+) -> None:
+    sid, _ = hand_off(service)
+    resumed = service.open_session(sid, "user-1")
+    assert resumed.callback_offer is not None
+    assert resumed.callback_offer["reason"] == "no_agents" and "回拨" in resumed.callback_offer[
+        "text"]
+    assert "回拨" not in (resumed.status.text or "")  # still one offer, not two
+    service.create_agent("gina", "小王", PASSWORD, ["general"])
+    service.agent_connected("gina")
+    assert service.open_session(sid, "user-1").callback_offer is None
+    fresh = service.open_session(None, "user-2")
+    assert fresh.callback_offer is None  # bot mode: nothing to offer
