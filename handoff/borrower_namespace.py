@@ -239,7 +239,7 @@ class BorrowerNamespace(GatewayNamespace):
         state = await self.get_session(sid)
         identity = state.get("identity")
         given = payload.get("auth_token")
-        if given is not None:
+        if given not in (None, ""):
             # A token here replaces the connect-time one (e.g. the app refreshed it).
             identity = self.tokens.identity(given)
         elif identity is None:
