@@ -1,0 +1,474 @@
+"""Faults with real processes: the gateway killed -9 and restarted (SQLite and PostgreSQL),
+PostgreSQL and Redis crashing under a running gateway, Rasa killed mid-turn, an agent's
+network dropping. After each: every message sent is stored exactly once, in order, and every
+borrower client received the stored messages in order (replay on reconnect included).
+
+PostgreSQL and Redis are private instances started here (never the shared ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handoff.service import Texts
+from tests.integration.conftest import (
+    Agent,
+    Borrower,
+    Client,
+    GatewayFactory,
+    Helpers,
+    http_json,
+)
+from tests.integration.fake_rasa import GREETING_REPLY, FakeRasa
+from tests.integration.processes import (
+    PrivatePostgres,
+    Proc,
+    TcpProxy,
+    add_agents,
+    fake_rasa_process,
+    gateway_process,
+    private_postgres,
+    private_redis,
+    stored_messages,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+WAIT = 10.0
+
+
+def ok(ack: Any) -> dict[str, Any]:
+    assert isinstance(ack, dict) and ack.get("ok") is True, ack
+    return ack
+
+
+def has_text(text: str) -> Any:
+    return lambda d: isinstance(d, dict) and d.get("text") == text
+
+
+# --- a borrower conversation that outlives its sockets -----------------------------------
+
+
+class RecordingBorrower(Borrower):
+    """A Borrower that also appends every event to a log shared by all its reconnections,
+    tagged with the connection number."""
+
+    def __init__(self, log: list[tuple[int, str, Any]], number: int) -> None:
+        super().__init__()
+        self.log = log
+        self.number = number
+
+    async def _record(self, event: str, *args: Any) -> None:
+        self.log.append((self.number, event, args[0] if args else None))
+        await super()._record(event, *args)
+
+
+@dataclass
+class Talk:
+    """One borrower session across gateway restarts, kept the way the chat page keeps it
+    (handoff/static/js/chat.js): messages keyed by seq from live and replayed `bot_uttered`
+    and from `history`; a reconnect says the highest seq seen."""
+
+    made: list[Client]
+    sent: list[str] = field(default_factory=list)
+    log: list[tuple[int, str, Any]] = field(default_factory=list)
+    socket: RecordingBorrower | None = None
+    session_id: str | None = None
+    connections: int = 0
+
+    def uttered(self) -> list[tuple[int, int, bool]]:
+        """(connection, seq, replayed) per stored message received as bot_uttered, in
+        arrival order (a message rendered as several parts counts once)."""
+        out: list[tuple[int, int, bool]] = []
+        for number, name, data in self.log:
+            meta = data.get("metadata", {}) if name == "bot_uttered" else {}
+            seq = meta.get("seq")
+            if isinstance(seq, int) and (not out or out[-1][:2] != (number, seq)):
+                out.append((number, seq, bool(meta.get("replayed"))))
+        return out
+
+    def shown(self) -> dict[int, str]:
+        """What the page shows: seq → text of every bot/agent/system message received."""
+        view: dict[int, str] = {}
+        for _, name, data in self.log:
+            if name == "history":
+                for m in data["messages"]:
+                    if m["sender"] != "borrower":
+                        view.setdefault(m["seq"], m["text"])
+            elif name == "message" and data.get("sender") != "borrower":
+                view.setdefault(data["seq"], data["text"])
+        for _, name, data in self.log:
+            seq = data.get("metadata", {}).get("seq") if name == "bot_uttered" else None
+            if isinstance(seq, int) and data.get("text"):
+                view.setdefault(seq, data["text"])
+        return view
+
+    async def open(self, url: str) -> RecordingBorrower:
+        """(Re)connect; a returning client says the last seq it saw, as the page does."""
+        if self.socket is not None:
+            await self.socket.close()
+        seen = [seq for _, seq, _ in self.uttered()]
+        self.connections += 1
+        borrower = RecordingBorrower(self.log, self.connections)
+        self.made.append(borrower)
+        await borrower.open(url, self.session_id, max(seen) if seen else None)
+        assert self.session_id in (None, borrower.session_id)
+        self.session_id = borrower.session_id
+        self.socket = borrower
+        return borrower
+
+    async def say(self, text: str, client_msg_id: str | None = None) -> dict[str, Any]:
+        assert self.socket is not None
+        extra = {"client_msg_id": client_msg_id} if client_msg_id else {}
+        ack = await self.socket.say(text, **extra)
+        if isinstance(ack, dict) and ack.get("ok") and ack.get("route") != "duplicate":
+            self.sent.append(text)
+        return dict(ack)
+
+    async def wait_for(self, event: str, where: Any = lambda _: True) -> Any:
+        assert self.socket is not None
+        return await self.socket.wait_for(event, where, timeout=WAIT)
+
+    async def check(self, db_url: str) -> list[tuple[int, str, str]]:
+        """Stored exactly once and in order; relayed live at most once each and in order on
+        every connection; the page ends up showing exactly what is stored."""
+        assert self.session_id is not None
+        rows = stored_messages(db_url, self.session_id)
+        seqs = [seq for seq, _, _ in rows]
+        assert seqs == list(range(1, len(rows) + 1)), seqs
+        assert [text for _, sender, text in rows if sender == "borrower"] == self.sent
+        expected = {seq: text for seq, sender, text in rows
+                    if sender != "borrower" and text.strip()}
+        for _ in range(int(WAIT / 0.1)):  # the last relays may still be on their way
+            if set(expected) <= set(self.shown()):
+                break
+            await asyncio.sleep(0.1)
+        live = [(c, seq) for c, seq, replayed in self.uttered() if not replayed]
+        assert len({seq for _, seq in live}) == len(live), f"relayed twice: {live}"
+        for number in range(1, self.connections + 1):
+            stream = [seq for c, seq, _ in self.uttered() if c == number]
+            assert stream == sorted(stream), f"connection {number} got {stream}"
+        assert self.shown() == expected
+        return rows
+
+
+async def agent_socket(url: str, username: str, made: list[Client],
+                       token_url: str | None = None) -> Agent:
+    token = http_json(f"{token_url or url}/api/login",
+                      {"username": username, "password": "s3cret-pass!"})["token"]
+    agent = Agent()
+    made.append(agent)
+    await agent.connect(url, auth={"token": token})
+    await agent.wait_for("queue")
+    return agent
+
+
+async def queue_and_claim(talk: Talk, agent: Agent) -> None:
+    ok(await talk.say("转人工"))
+    await talk.wait_for("status", lambda s: s.get("state") == "queued")
+    ok(await agent.call("claim", {"session_id": talk.session_id}))
+    await talk.wait_for("status", lambda s: s.get("state") == "assigned")
+
+
+def session_row(db_url: str, session_id: str) -> tuple[str, str | None, str | None]:
+    from handoff.store import Store, repo
+
+    store = Store(db_url, create_tables=False)
+    try:
+        with store.read() as conn:
+            row = repo.require_session(conn, session_id)
+            return row.state, row.agent_id, row.reason
+    finally:
+        store.dispose()
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def made() -> AsyncIterator[list[Client]]:
+    clients: list[Client] = []
+    yield clients
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PrivatePostgres]:
+    with private_postgres() as cluster:
+        yield cluster
+
+
+def fresh_database(cluster: PrivatePostgres) -> str:
+    """A new database in the private cluster (one per test: no leftovers shared)."""
+    import psycopg2
+
+    name = f"faults_{secrets.token_hex(4)}"
+    conn = psycopg2.connect(host="127.0.0.1", port=cluster.port, user="postgres",
+                            dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'handoff.sqlite'}"
+    return fresh_database(request.getfixturevalue("postgres"))
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.stop()
+
+
+def started(procs: list[Proc], proc: Proc) -> Proc:
+    procs.append(proc)
+    proc.start()
+    return proc
+
+
+# --- the gateway killed and restarted ----------------------------------------------------
+
+
+async def test_gateway_killed_and_restarted_keeps_sessions_and_transcripts(
+    db_url: str, fake_rasa: FakeRasa, procs: list[Proc], made: list[Client], tmp_path: Path
+) -> None:
+    add_agents(db_url)
+    gw = started(procs, gateway_process(tmp_path / "gw", db_url, fake_rasa.url))
+    alice = await agent_socket(gw.url, "alice", made)
+
+    waiting, served = Talk(made), Talk(made)
+    await waiting.open(gw.url)
+    ok(await waiting.say("你好"))
+    await waiting.wait_for("bot_uttered", has_text(GREETING_REPLY))
+    ok(await waiting.say("转人工"))
+    await waiting.wait_for("status", lambda s: s.get("state") == "queued")
+
+    await served.open(gw.url)
+    await queue_and_claim(served, alice)
+    ok(await alice.call("message", {"session_id": served.session_id, "text": "您好，我是小李"}))
+    await served.wait_for("bot_uttered", has_text("您好，我是小李"))
+    ok(await served.say("我想提前还款"))
+    await alice.wait_for("message", has_text("我想提前还款"))
+
+    gw.kill()
+    for client in made:
+        await client.close()
+    # The crash lost nothing that was acknowledged: both sessions are where they were.
+    assert session_row(db_url, served.session_id)[:2] == ("assigned", "alice")
+    assert session_row(db_url, waiting.session_id)[0] == "queued"
+
+    gw.start()  # same port, same database
+    alice = await agent_socket(gw.url, "alice", made)  # back within the grace period
+    hello = await alice.wait_for("hello")
+    [held] = hello["held"]
+    assert held["session"]["session_id"] == served.session_id
+    assert [m["text"] for m in held["messages"] if m["sender"] == "borrower"] == served.sent
+
+    await waiting.open(gw.url)
+    await waiting.wait_for("status", lambda s: s.get("state") == "queued")
+    await served.open(gw.url)
+    await served.wait_for("status", lambda s: s.get("state") == "assigned")
+
+    ok(await served.say("重启后还在吗"))
+    await alice.wait_for("message", has_text("重启后还在吗"))
+    ok(await alice.call("message", {"session_id": served.session_id, "text": "在的"}))
+    await served.wait_for("bot_uttered", has_text("在的"))
+    ok(await alice.call("claim", {"session_id": waiting.session_id}))
+    await waiting.wait_for("status", lambda s: s.get("state") == "assigned")
+    ok(await waiting.say("终于接通了"))
+    await alice.wait_for("message", has_text("终于接通了"))
+
+    await waiting.check(db_url)
+    await served.check(db_url)
+
+
+# --- PostgreSQL crashes under a running gateway ------------------------------------------
+
+
+async def test_postgres_restart_gives_clear_errors_then_recovers(
+    postgres: PrivatePostgres, fake_rasa: FakeRasa, procs: list[Proc], made: list[Client],
+    tmp_path: Path,
+) -> None:
+    url = fresh_database(postgres)
+    add_agents(url)
+    gw = started(procs, gateway_process(tmp_path / "gw", url, fake_rasa.url))
+    alice = await agent_socket(gw.url, "alice", made)
+    bot_talk, human_talk = Talk(made), Talk(made)
+    await bot_talk.open(gw.url)
+    ok(await bot_talk.say("你好"))
+    await bot_talk.wait_for("bot_uttered", has_text(GREETING_REPLY))
+    await human_talk.open(gw.url)
+    await queue_and_claim(human_talk, alice)
+
+    postgres.stop("immediate")
+    try:
+        for talk, text, msg_id in ((bot_talk, "在吗", "b-1"), (human_talk, "人呢", "h-1")):
+            ack = await talk.say(text, msg_id)
+            assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
+            error = await talk.wait_for("error")
+            assert error["code"] == "store_unavailable" and "未发送" in error["message"]
+        ack = await alice.call("message", {"session_id": human_talk.session_id,
+                                           "text": "请稍等", "client_msg_id": "a-1"})
+        assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
+    finally:
+        postgres.start()
+
+    # No restart of the gateway, no manual step: the same retries now succeed.
+    first = ok(await bot_talk.say("在吗", "b-1"))
+    assert first["route"] == "bot"
+    await bot_talk.wait_for("bot_uttered", has_text("机器人收到：在吗"))
+    again = ok(await bot_talk.say("在吗", "b-1"))  # the client retried once more
+    assert (again["route"], again["seq"]) == ("duplicate", first["seq"])
+    ok(await human_talk.say("人呢", "h-1"))
+    await alice.wait_for("message", has_text("人呢"))
+    ok(await alice.call("message", {"session_id": human_talk.session_id,
+                                    "text": "请稍等", "client_msg_id": "a-1"}))
+    await human_talk.wait_for("bot_uttered", has_text("请稍等"))
+
+    await bot_talk.check(url)
+    await human_talk.check(url)
+
+
+# --- Rasa killed in the middle of a turn -------------------------------------------------
+
+
+async def test_rasa_killed_mid_turn_hands_off_politely_and_answers_after_restart(
+    procs: list[Proc], made: list[Client], tmp_path: Path
+) -> None:
+    rasa = started(procs, fake_rasa_process(tmp_path / "rasa", slow_seconds=3.0))
+    db = f"sqlite:///{tmp_path / 'handoff.sqlite'}"
+    add_agents(db)
+    gw = started(procs, gateway_process(tmp_path / "gw", db, rasa.url))
+    talk = Talk(made)
+    await talk.open(gw.url)
+    ok(await talk.say("你好"))
+    await talk.wait_for("bot_uttered", has_text(GREETING_REPLY))
+
+    ok(await talk.say("慢慢说"))  # Rasa is now working on this turn ...
+    await asyncio.sleep(0.5)
+    rasa.kill()  # ... and dies before it answers
+    await talk.wait_for("bot_uttered", has_text(Texts.BOT_UNAVAILABLE))
+    await talk.wait_for("status", lambda s: s.get("state") == "queued")
+    assert session_row(db, str(talk.session_id))[::2] == ("queued", "bot_unavailable")
+
+    rasa.start()
+    alice = await agent_socket(gw.url, "alice", made)
+    ok(await alice.call("claim", {"session_id": talk.session_id}))
+    ok(await alice.call("close", {"session_id": talk.session_id,
+                                  "disposition": "return_to_bot"}))
+    ok(await talk.say("你好"))  # the restarted Rasa answers again
+    await talk.wait_for("bot_uttered", has_text(GREETING_REPLY))
+    newcomer = Talk(made)
+    await newcomer.open(gw.url)
+    ok(await newcomer.say("你好"))
+    await newcomer.wait_for("bot_uttered", has_text(GREETING_REPLY))
+
+    rows = await talk.check(db)
+    assert [t for _, s, t in rows if s == "bot"].count(GREETING_REPLY) == 2
+    await newcomer.check(db)
+
+
+# --- an agent's network drops ------------------------------------------------------------
+
+
+async def test_agent_network_drop_keeps_session_through_grace_then_requeues(
+    fake_rasa: FakeRasa, gateway_factory: GatewayFactory, made: list[Client]
+) -> None:
+    server = gateway_factory(fake_rasa.url, grace_seconds="2")
+    proxy = TcpProxy(server.port)
+    proxy.start()
+    try:
+        h = Helpers(server, made)
+        alice = await agent_socket(proxy.url, "alice", made, token_url=server.url)
+        talk = Talk(made)
+        await talk.open(server.url)
+        await queue_and_claim(talk, alice)
+        ok(await talk.say("我要查询进度"))
+        await alice.wait_for("message", has_text("我要查询进度"))
+
+        proxy.cut()  # the agent's connection dies without a goodbye
+        ack = ok(await talk.say("你还在吗"))
+        assert ack["route"] == "agent"  # within the grace the session stays with alice
+        assert server.gateway.service.session(str(talk.session_id)).agent_id == "alice"
+
+        await talk.wait_for("bot_uttered", has_text(Texts.AGENT_LOST))
+        await talk.wait_for("status", lambda s: s.get("state") == "queued"
+                            and s.get("queue_position") == 1)
+        bob = await h.agent("bob")
+        claim = ok(await bob.call("claim", {"session_id": talk.session_id}))
+        texts = [m["text"] for m in claim["transcript"]["messages"] if m["sender"] == "borrower"]
+        assert texts == talk.sent == ["转人工", "我要查询进度", "你还在吗"]
+        ok(await bob.call("message", {"session_id": talk.session_id, "text": "我来接手"}))
+        await talk.wait_for("bot_uttered", has_text("我来接手"))
+
+        alice_again = await agent_socket(server.url, "alice", made)
+        assert (await alice_again.wait_for("hello"))["held"] == []
+        await talk.check(server.gateway.settings.db_url)
+    finally:
+        proxy.stop()
+
+
+# --- Redis crashes between two gateway nodes ---------------------------------------------
+
+
+async def test_redis_restart_loses_no_message_and_cross_node_delivery_recovers(
+    fake_rasa: FakeRasa, procs: list[Proc], made: list[Client], tmp_path: Path
+) -> None:
+    with private_redis() as redis:
+        db = f"sqlite:///{tmp_path / 'handoff.sqlite'}"
+        add_agents(db)
+        secret = secrets.token_urlsafe(40)
+        node_a = started(procs, gateway_process(tmp_path / "a", db, fake_rasa.url,
+                                                redis_url=redis.url, secret=secret))
+        node_b = started(procs, gateway_process(tmp_path / "b", db, fake_rasa.url,
+                                                redis_url=redis.url, secret=secret))
+        alice = await agent_socket(node_b.url, "alice", made)
+        talk = Talk(made)
+        await talk.open(node_a.url)
+        await queue_and_claim(talk, alice)  # claimed on B, borrower told on A via Redis
+        ok(await talk.say("第一句"))
+        await alice.wait_for("message", has_text("第一句"))
+
+        redis.kill()
+        ok(await talk.say("第二句"))  # stored; only the other node's relay is at risk
+        ok(await alice.call("message", {"session_id": talk.session_id, "text": "收到吗"}))
+        redis.start()
+
+        # Recovery needs no manual step: the nodes reconnect to Redis by themselves.
+        recovered = False
+        for attempt in range(20):
+            text = f"探测{attempt}"
+            ok(await talk.say(text))
+            with contextlib.suppress(AssertionError):
+                await alice.wait_for("message", has_text(text), timeout=1.0)
+                recovered = True
+                break
+        assert recovered, "cross-node delivery did not come back after Redis restarted"
+        ok(await alice.call("message", {"session_id": talk.session_id, "text": "恢复了"}))
+        await talk.wait_for("bot_uttered", has_text("恢复了"))
+
+        # Whatever the outage kept from a client comes back on reconnect, once, in order.
+        await talk.open(node_a.url)
+        transcript = ok(await alice.call("transcript", {"session_id": talk.session_id}))
+        texts = [m["text"] for m in transcript["transcript"]["messages"]
+                 if m["sender"] == "borrower"]
+        assert texts == talk.sent
+        await talk.check(db)
+
