@@ -12,21 +12,12 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from handoff.service import Texts
-from tests.integration.conftest import (
-    Agent,
-    Borrower,
-    Client,
-    GatewayFactory,
-    Helpers,
-    http_json,
-)
+from tests.integration.conftest import Client, GatewayFactory, Helpers
 from tests.integration.fake_rasa import GREETING_REPLY, FakeRasa
 from tests.integration.processes import (
     PrivatePostgres,
@@ -37,157 +28,10 @@ from tests.integration.processes import (
     gateway_process,
     private_postgres,
     private_redis,
-    stored_messages,
 )
+from tests.integration.talk import Talk, agent_socket, has_text, ok, queue_and_claim, session_row
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-
-WAIT = 10.0
-
-
-def ok(ack: Any) -> dict[str, Any]:
-    assert isinstance(ack, dict) and ack.get("ok") is True, ack
-    return ack
-
-
-def has_text(text: str) -> Any:
-    return lambda d: isinstance(d, dict) and d.get("text") == text
-
-
-# --- a borrower conversation that outlives its sockets -----------------------------------
-
-
-class RecordingBorrower(Borrower):
-    """A Borrower that also appends every event to a log shared by all its reconnections,
-    tagged with the connection number."""
-
-    def __init__(self, log: list[tuple[int, str, Any]], number: int) -> None:
-        super().__init__()
-        self.log = log
-        self.number = number
-
-    async def _record(self, event: str, *args: Any) -> None:
-        self.log.append((self.number, event, args[0] if args else None))
-        await super()._record(event, *args)
-
-
-@dataclass
-class Talk:
-    """One borrower session across gateway restarts, kept the way the chat page keeps it
-    (handoff/static/js/chat.js): messages keyed by seq from live and replayed `bot_uttered`
-    and from `history`; a reconnect says the highest seq seen."""
-
-    made: list[Client]
-    sent: list[str] = field(default_factory=list)
-    log: list[tuple[int, str, Any]] = field(default_factory=list)
-    socket: RecordingBorrower | None = None
-    session_id: str | None = None
-    connections: int = 0
-
-    def uttered(self) -> list[tuple[int, int, bool]]:
-        """(connection, seq, replayed) per stored message received as bot_uttered, in
-        arrival order (a message rendered as several parts counts once)."""
-        out: list[tuple[int, int, bool]] = []
-        for number, name, data in self.log:
-            meta = data.get("metadata", {}) if name == "bot_uttered" else {}
-            seq = meta.get("seq")
-            if isinstance(seq, int) and (not out or out[-1][:2] != (number, seq)):
-                out.append((number, seq, bool(meta.get("replayed"))))
-        return out
-
-    def shown(self) -> dict[int, str]:
-        """What the page shows: seq → text of every bot/agent/system message received."""
-        view: dict[int, str] = {}
-        for _, name, data in self.log:
-            if name == "history":
-                for m in data["messages"]:
-                    if m["sender"] != "borrower":
-                        view.setdefault(m["seq"], m["text"])
-            elif name == "message" and data.get("sender") != "borrower":
-                view.setdefault(data["seq"], data["text"])
-        for _, name, data in self.log:
-            seq = data.get("metadata", {}).get("seq") if name == "bot_uttered" else None
-            if isinstance(seq, int) and data.get("text"):
-                view.setdefault(seq, data["text"])
-        return view
-
-    async def open(self, url: str) -> RecordingBorrower:
-        """(Re)connect; a returning client says the last seq it saw, as the page does."""
-        if self.socket is not None:
-            await self.socket.close()
-        seen = [seq for _, seq, _ in self.uttered()]
-        self.connections += 1
-        borrower = RecordingBorrower(self.log, self.connections)
-        self.made.append(borrower)
-        await borrower.open(url, self.session_id, max(seen) if seen else None)
-        assert self.session_id in (None, borrower.session_id)
-        self.session_id = borrower.session_id
-        self.socket = borrower
-        return borrower
-
-    async def say(self, text: str, client_msg_id: str | None = None) -> dict[str, Any]:
-        assert self.socket is not None
-        extra = {"client_msg_id": client_msg_id} if client_msg_id else {}
-        ack = await self.socket.say(text, **extra)
-        if isinstance(ack, dict) and ack.get("ok") and ack.get("route") != "duplicate":
-            self.sent.append(text)
-        return dict(ack)
-
-    async def wait_for(self, event: str, where: Any = lambda _: True) -> Any:
-        assert self.socket is not None
-        return await self.socket.wait_for(event, where, timeout=WAIT)
-
-    async def check(self, db_url: str) -> list[tuple[int, str, str]]:
-        """Stored exactly once and in order; relayed live at most once each and in order on
-        every connection; the page ends up showing exactly what is stored."""
-        assert self.session_id is not None
-        rows = stored_messages(db_url, self.session_id)
-        seqs = [seq for seq, _, _ in rows]
-        assert seqs == list(range(1, len(rows) + 1)), seqs
-        assert [text for _, sender, text in rows if sender == "borrower"] == self.sent
-        expected = {seq: text for seq, sender, text in rows
-                    if sender != "borrower" and text.strip()}
-        for _ in range(int(WAIT / 0.1)):  # the last relays may still be on their way
-            if set(expected) <= set(self.shown()):
-                break
-            await asyncio.sleep(0.1)
-        live = [(c, seq) for c, seq, replayed in self.uttered() if not replayed]
-        assert len({seq for _, seq in live}) == len(live), f"relayed twice: {live}"
-        for number in range(1, self.connections + 1):
-            stream = [seq for c, seq, _ in self.uttered() if c == number]
-            assert stream == sorted(stream), f"connection {number} got {stream}"
-        assert self.shown() == expected
-        return rows
-
-
-async def agent_socket(url: str, username: str, made: list[Client],
-                       token_url: str | None = None) -> Agent:
-    token = http_json(f"{token_url or url}/api/login",
-                      {"username": username, "password": "s3cret-pass!"})["token"]
-    agent = Agent()
-    made.append(agent)
-    await agent.connect(url, auth={"token": token})
-    await agent.wait_for("queue")
-    return agent
-
-
-async def queue_and_claim(talk: Talk, agent: Agent) -> None:
-    ok(await talk.say("转人工"))
-    await talk.wait_for("status", lambda s: s.get("state") == "queued")
-    ok(await agent.call("claim", {"session_id": talk.session_id}))
-    await talk.wait_for("status", lambda s: s.get("state") == "assigned")
-
-
-def session_row(db_url: str, session_id: str) -> tuple[str, str | None, str | None]:
-    from handoff.store import Store, repo
-
-    store = Store(db_url, create_tables=False)
-    try:
-        with store.read() as conn:
-            row = repo.require_session(conn, session_id)
-            return row.state, row.agent_id, row.reason
-    finally:
-        store.dispose()
 
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -267,14 +111,14 @@ async def test_gateway_killed_and_restarted_keeps_sessions_and_transcripts(
     ok(await served.say("我想提前还款"))
     await alice.wait_for("message", has_text("我想提前还款"))
 
-    gw.kill()
+    await asyncio.to_thread(gw.kill)
     for client in made:
         await client.close()
     # The crash lost nothing that was acknowledged: both sessions are where they were.
     assert session_row(db_url, served.session_id)[:2] == ("assigned", "alice")
     assert session_row(db_url, waiting.session_id)[0] == "queued"
 
-    gw.start()  # same port, same database
+    await asyncio.to_thread(gw.start)  # same port, same database
     alice = await agent_socket(gw.url, "alice", made)  # back within the grace period
     hello = await alice.wait_for("hello")
     [held] = hello["held"]
@@ -317,7 +161,7 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
     await human_talk.open(gw.url)
     await queue_and_claim(human_talk, alice)
 
-    postgres.stop("immediate")
+    await asyncio.to_thread(postgres.stop, "immediate")
     try:
         for talk, text, msg_id in ((bot_talk, "在吗", "b-1"), (human_talk, "人呢", "h-1")):
             ack = await talk.say(text, msg_id)
@@ -328,7 +172,7 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
                                            "text": "请稍等", "client_msg_id": "a-1"})
         assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
     finally:
-        postgres.start()
+        await asyncio.to_thread(postgres.start)
 
     # No restart of the gateway, no manual step: the same retries now succeed.
     first = ok(await bot_talk.say("在吗", "b-1"))
@@ -363,12 +207,12 @@ async def test_rasa_killed_mid_turn_hands_off_politely_and_answers_after_restart
 
     ok(await talk.say("慢慢说"))  # Rasa is now working on this turn ...
     await asyncio.sleep(0.5)
-    rasa.kill()  # ... and dies before it answers
+    await asyncio.to_thread(rasa.kill)  # ... and dies before it answers
     await talk.wait_for("bot_uttered", has_text(Texts.BOT_UNAVAILABLE))
     await talk.wait_for("status", lambda s: s.get("state") == "queued")
     assert session_row(db, str(talk.session_id))[::2] == ("queued", "bot_unavailable")
 
-    rasa.start()
+    await asyncio.to_thread(rasa.start)
     alice = await agent_socket(gw.url, "alice", made)
     ok(await alice.call("claim", {"session_id": talk.session_id}))
     ok(await alice.call("close", {"session_id": talk.session_id,
@@ -446,10 +290,10 @@ async def test_redis_restart_loses_no_message_and_cross_node_delivery_recovers(
         ok(await talk.say("第一句"))
         await alice.wait_for("message", has_text("第一句"))
 
-        redis.kill()
+        await asyncio.to_thread(redis.kill)
         ok(await talk.say("第二句"))  # stored; only the other node's relay is at risk
         ok(await alice.call("message", {"session_id": talk.session_id, "text": "收到吗"}))
-        redis.start()
+        await asyncio.to_thread(redis.start)
 
         # Recovery needs no manual step: the nodes reconnect to Redis by themselves.
         recovered = False
