@@ -182,6 +182,17 @@ def stored_messages(db_url: str, session_id: str) -> list[tuple[int, str, str]]:
         store.dispose()
 
 
+def readyz(base_url: str) -> tuple[int, dict[str, str]]:
+    """GET /readyz → (status, body), also for a 503."""
+    import json
+
+    try:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 # --- private PostgreSQL ------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from tests.integration.processes import (
     gateway_process,
     private_postgres,
     private_redis,
+    readyz,
 )
 from tests.integration.talk import Talk, agent_socket, has_text, ok, queue_and_claim, session_row
 
@@ -171,8 +172,11 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
         ack = await alice.call("message", {"session_id": human_talk.session_id,
                                            "text": "请稍等", "client_msg_id": "a-1"})
         assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
+        assert await asyncio.to_thread(readyz, gw.url) == (503, {
+            "status": "unavailable", "database": "unavailable", "redis": "not_used"})
     finally:
         await asyncio.to_thread(postgres.start)
+    assert (await asyncio.to_thread(readyz, gw.url))[0] == 200
 
     # No restart of the gateway, no manual step: the same retries now succeed.
     first = ok(await bot_talk.say("在吗", "b-1"))
@@ -293,6 +297,9 @@ async def test_redis_restart_loses_no_message_and_cross_node_delivery_recovers(
         await asyncio.to_thread(redis.kill)
         ok(await talk.say("第二句"))  # stored; only the other node's relay is at risk
         ok(await alice.call("message", {"session_id": talk.session_id, "text": "收到吗"}))
+        for node in (node_a, node_b):  # operators see which dependency is down
+            assert await asyncio.to_thread(readyz, node.url) == (503, {
+                "status": "unavailable", "database": "ok", "redis": "unavailable"})
         await asyncio.to_thread(redis.start)
 
         # Recovery needs no manual step: the nodes reconnect to Redis by themselves.
@@ -305,6 +312,8 @@ async def test_redis_restart_loses_no_message_and_cross_node_delivery_recovers(
                 recovered = True
                 break
         assert recovered, "cross-node delivery did not come back after Redis restarted"
+        for node in (node_a, node_b):
+            assert (await asyncio.to_thread(readyz, node.url))[0] == 200
         ok(await alice.call("message", {"session_id": talk.session_id, "text": "恢复了"}))
         await talk.wait_for("bot_uttered", has_text("恢复了"))
 
