@@ -153,17 +153,22 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
 ) -> None:
     url = fresh_database(postgres)
     add_agents(url)
-    gw = started(procs, gateway_process(tmp_path / "gw", url, fake_rasa.url))
+    gw = started(procs, gateway_process(tmp_path / "gw", url, fake_rasa.url,
+                                        grace_seconds="1"))
     alice = await agent_socket(gw.url, "alice", made)
-    bot_talk, human_talk = Talk(made), Talk(made)
+    bob = await agent_socket(gw.url, "bob", made)
+    bot_talk, human_talk, bobs_talk = Talk(made), Talk(made), Talk(made)
     await bot_talk.open(gw.url)
     ok(await bot_talk.say("你好"))
     await bot_talk.wait_for("bot_uttered", has_text(GREETING_REPLY))
     await human_talk.open(gw.url)
     await queue_and_claim(human_talk, alice)
+    await bobs_talk.open(gw.url)
+    await queue_and_claim(bobs_talk, bob)
 
     await asyncio.to_thread(postgres.stop, "immediate")
     try:
+        await bob.close()  # bob's socket goes while his leaving cannot be recorded
         for talk, text, msg_id in ((bot_talk, "在吗", "b-1"), (human_talk, "人呢", "h-1")):
             ack = await talk.say(text, msg_id)
             assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
@@ -190,8 +195,13 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
                                     "text": "请稍等", "client_msg_id": "a-1"}))
     await human_talk.wait_for("bot_uttered", has_text("请稍等"))
 
+    # Bob's leaving was recorded once the database came back: grace, then requeue.
+    await bobs_talk.wait_for("status", lambda s: s.get("state") == "queued")
+    assert session_row(url, str(bobs_talk.session_id))[:2] == ("queued", None)
+
     await bot_talk.check(url)
     await human_talk.check(url)
+    await bobs_talk.check(url)
 
 
 # --- Rasa killed in the middle of a turn -------------------------------------------------
