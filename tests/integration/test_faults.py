@@ -18,7 +18,7 @@ import pytest
 
 from handoff.service import Texts
 from tests.integration.conftest import Client, GatewayFactory, Helpers
-from tests.integration.fake_rasa import GREETING_REPLY, FakeRasa
+from tests.integration.fake_rasa import GREETING_REPLY, SLOW_REPLY, FakeRasa
 from tests.integration.processes import (
     PrivatePostgres,
     Proc,
@@ -166,6 +166,8 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
     await bobs_talk.open(gw.url)
     await queue_and_claim(bobs_talk, bob)
 
+    ok(await bot_talk.say("慢慢说"))  # the stand-in answers in 1.5 s: after the crash
+    reply_due = asyncio.get_running_loop().time() + fake_rasa.slow_seconds + 1.0
     await asyncio.to_thread(postgres.stop, "immediate")
     try:
         await bob.close()  # bob's socket goes while his leaving cannot be recorded
@@ -179,10 +181,13 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
         assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
         assert await asyncio.to_thread(readyz, gw.url) == (503, {
             "status": "unavailable", "database": "unavailable", "redis": "not_used"})
+        await asyncio.sleep(max(0.0, reply_due - asyncio.get_running_loop().time()))
     finally:
         await asyncio.to_thread(postgres.start)
     assert (await asyncio.to_thread(readyz, gw.url))[0] == 200
 
+    # The reply Rasa gave during the outage was kept and is stored and relayed now.
+    await bot_talk.wait_for("bot_uttered", has_text(SLOW_REPLY))
     # No restart of the gateway, no manual step: the same retries now succeed.
     first = ok(await bot_talk.say("在吗", "b-1"))
     assert first["route"] == "bot"
