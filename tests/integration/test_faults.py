@@ -95,7 +95,9 @@ async def test_gateway_killed_and_restarted_keeps_sessions_and_transcripts(
     db_url: str, fake_rasa: FakeRasa, procs: list[Proc], made: list[Client], tmp_path: Path
 ) -> None:
     add_agents(db_url)
-    gw = started(procs, gateway_process(tmp_path / "gw", db_url, fake_rasa.url))
+    # A grace long enough that a slow restart on a busy machine still finds alice in it.
+    gw = started(procs, gateway_process(tmp_path / "gw", db_url, fake_rasa.url,
+                                        grace_seconds="20"))
     alice = await agent_socket(gw.url, "alice", made)
 
     waiting, served = Talk(made), Talk(made)
