@@ -312,7 +312,9 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 class TcpProxy:
     """Forwards a free local port to `target_port`. `cut()` resets every open connection
-    (RST, no close handshake), as a dropped network does for the socket's owner."""
+    (RST, no close handshake), as a dropped network does for the socket's owner;
+    `blackhole()` keeps the connections open but lets nothing through either way (not even a
+    close), as a silent drop does: only a heartbeat timeout can notice it."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -321,6 +323,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._silent = False
 
     @property
     def url(self) -> str:
@@ -332,6 +335,9 @@ class TcpProxy:
 
     def cut(self) -> None:
         asyncio.run_coroutine_threadsafe(self._cut(), self._loop).result(10)
+
+    def blackhole(self) -> None:
+        self._silent = True
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
@@ -365,12 +371,13 @@ class TcpProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
+                    if not self._silent:
+                        dst.write(data)
+                        await dst.drain()
             except (ConnectionError, OSError):
                 pass
             finally:
-                if not dst.is_closing():
+                if not dst.is_closing() and not self._silent:
                     dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

@@ -253,10 +253,15 @@ async def test_rasa_killed_mid_turn_hands_off_politely_and_answers_after_restart
 # --- an agent's network drops ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("drop", ["reset", "silent"])
 async def test_agent_network_drop_keeps_session_through_grace_then_requeues(
-    fake_rasa: FakeRasa, gateway_factory: GatewayFactory, made: list[Client]
+    drop: str, fake_rasa: FakeRasa, gateway_factory: GatewayFactory, made: list[Client]
 ) -> None:
+    """`reset`: the connection dies with an RST, seen at once. `silent`: packets just stop,
+    seen only when engine.io's heartbeat times out (shortened here from 25 s + 20 s)."""
     server = gateway_factory(fake_rasa.url, grace_seconds="2")
+    server.gateway.sio.eio.ping_interval = 1
+    server.gateway.sio.eio.ping_timeout = 1
     proxy = TcpProxy(server.port)
     proxy.start()
     try:
@@ -268,7 +273,10 @@ async def test_agent_network_drop_keeps_session_through_grace_then_requeues(
         ok(await talk.say("我要查询进度"))
         await alice.wait_for("message", has_text("我要查询进度"))
 
-        proxy.cut()  # the agent's connection dies without a goodbye
+        if drop == "reset":
+            proxy.cut()  # the agent's connection dies without a goodbye
+        else:
+            proxy.blackhole()  # nothing gets through any more, not even a close
         ack = ok(await talk.say("你还在吗"))
         assert ack["route"] == "agent"  # within the grace the session stays with alice
         assert server.gateway.service.session(str(talk.session_id)).agent_id == "alice"
