@@ -45,6 +45,7 @@ class Talk:
 
     made: list[Client]
     sent: list[str] = field(default_factory=list)
+    agent_sent: list[str] = field(default_factory=list)
     log: list[tuple[int, str, Any]] = field(default_factory=list)
     socket: RecordingBorrower | None = None
     session_id: str | None = None
@@ -100,6 +101,15 @@ class Talk:
             self.sent.append(text)
         return dict(ack)
 
+    async def agent_says(self, agent: Agent, text: str,
+                         client_msg_id: str | None = None) -> dict[str, Any]:
+        """An agent's message to this session, remembered once acknowledged as stored."""
+        extra = {"client_msg_id": client_msg_id} if client_msg_id else {}
+        ack = await agent.call("message", {"session_id": self.session_id, "text": text, **extra})
+        if isinstance(ack, dict) and ack.get("ok") and ack.get("route") != "duplicate":
+            self.agent_sent.append(text)
+        return dict(ack)
+
     async def wait_for(self, event: str, where: Any = lambda _: True) -> Any:
         assert self.socket is not None
         return await self.socket.wait_for(event, where, timeout=self.wait)
@@ -112,6 +122,7 @@ class Talk:
         seqs = [seq for seq, _, _ in rows]
         assert seqs == list(range(1, len(rows) + 1)), seqs
         assert [text for _, sender, text in rows if sender == "borrower"] == self.sent
+        assert [text for _, sender, text in rows if sender == "agent"] == self.agent_sent
         expected = {seq: text for seq, sender, text in rows
                     if sender != "borrower" and text.strip()}
         for _ in range(int(self.wait / 0.1)):  # the last relays may still be on their way

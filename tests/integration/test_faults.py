@@ -109,7 +109,7 @@ async def test_gateway_killed_and_restarted_keeps_sessions_and_transcripts(
 
     await served.open(gw.url)
     await queue_and_claim(served, alice)
-    ok(await alice.call("message", {"session_id": served.session_id, "text": "您好，我是小李"}))
+    ok(await served.agent_says(alice, "您好，我是小李"))
     await served.wait_for("bot_uttered", has_text("您好，我是小李"))
     ok(await served.say("我想提前还款"))
     await alice.wait_for("message", has_text("我想提前还款"))
@@ -135,12 +135,14 @@ async def test_gateway_killed_and_restarted_keeps_sessions_and_transcripts(
 
     ok(await served.say("重启后还在吗"))
     await alice.wait_for("message", has_text("重启后还在吗"))
-    ok(await alice.call("message", {"session_id": served.session_id, "text": "在的"}))
+    ok(await served.agent_says(alice, "在的"))
     await served.wait_for("bot_uttered", has_text("在的"))
     ok(await alice.call("claim", {"session_id": waiting.session_id}))
     await waiting.wait_for("status", lambda s: s.get("state") == "assigned")
     ok(await waiting.say("终于接通了"))
     await alice.wait_for("message", has_text("终于接通了"))
+    ok(await waiting.agent_says(alice, "让您久等了"))
+    await waiting.wait_for("bot_uttered", has_text("让您久等了"))
 
     await waiting.check(db_url)
     await served.check(db_url)
@@ -178,8 +180,7 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
             assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
             error = await talk.wait_for("error")
             assert error["code"] == "store_unavailable" and "未发送" in error["message"]
-        ack = await alice.call("message", {"session_id": human_talk.session_id,
-                                           "text": "请稍等", "client_msg_id": "a-1"})
+        ack = await human_talk.agent_says(alice, "请稍等", "a-1")
         assert ack["ok"] is False and ack["code"] == "store_unavailable", ack
         assert await asyncio.to_thread(readyz, gw.url) == (503, {
             "status": "unavailable", "database": "unavailable", "redis": "not_used"})
@@ -198,8 +199,7 @@ async def test_postgres_restart_gives_clear_errors_then_recovers(
     assert (again["route"], again["seq"]) == ("duplicate", first["seq"])
     ok(await human_talk.say("人呢", "h-1"))
     await alice.wait_for("message", has_text("人呢"))
-    ok(await alice.call("message", {"session_id": human_talk.session_id,
-                                    "text": "请稍等", "client_msg_id": "a-1"}))
+    ok(await human_talk.agent_says(alice, "请稍等", "a-1"))
     await human_talk.wait_for("bot_uttered", has_text("请稍等"))
 
     # Bob's leaving was recorded once the database came back: grace, then requeue.
@@ -288,7 +288,7 @@ async def test_agent_network_drop_keeps_session_through_grace_then_requeues(
         claim = ok(await bob.call("claim", {"session_id": talk.session_id}))
         texts = [m["text"] for m in claim["transcript"]["messages"] if m["sender"] == "borrower"]
         assert texts == talk.sent == ["转人工", "我要查询进度", "你还在吗"]
-        ok(await bob.call("message", {"session_id": talk.session_id, "text": "我来接手"}))
+        ok(await talk.agent_says(bob, "我来接手"))
         await talk.wait_for("bot_uttered", has_text("我来接手"))
 
         alice_again = await agent_socket(server.url, "alice", made)
@@ -321,7 +321,7 @@ async def test_redis_restart_loses_no_message_and_cross_node_delivery_recovers(
 
         await asyncio.to_thread(redis.kill)
         ok(await talk.say("第二句"))  # stored; only the other node's relay is at risk
-        ok(await alice.call("message", {"session_id": talk.session_id, "text": "收到吗"}))
+        ok(await talk.agent_says(alice, "收到吗"))
         for node in (node_a, node_b):  # operators see which dependency is down
             assert await asyncio.to_thread(readyz, node.url) == (503, {
                 "status": "unavailable", "database": "ok", "redis": "unavailable"})
@@ -339,7 +339,7 @@ async def test_redis_restart_loses_no_message_and_cross_node_delivery_recovers(
         assert recovered, "cross-node delivery did not come back after Redis restarted"
         for node in (node_a, node_b):
             assert (await asyncio.to_thread(readyz, node.url))[0] == 200
-        ok(await alice.call("message", {"session_id": talk.session_id, "text": "恢复了"}))
+        ok(await talk.agent_says(alice, "恢复了"))
         await talk.wait_for("bot_uttered", has_text("恢复了"))
 
         # Whatever the outage kept from a client comes back on reconnect, once, in order.
