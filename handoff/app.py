@@ -30,7 +30,13 @@ from handoff.borrower_namespace import BorrowerNamespace
 from handoff.canned import load_canned
 from handoff.compliance import Compliance
 from handoff.delivery import Delivery
-from handoff.errors import AuthError, HandoffError, PermissionDenied, ValidationError
+from handoff.errors import (
+    AuthError,
+    HandoffError,
+    PermissionDenied,
+    StoreUnavailable,
+    ValidationError,
+)
 from handoff.policy import Policy
 from handoff.rasa_client import RasaClient
 from handoff.service import HandoffService
@@ -113,6 +119,8 @@ class Gateway:
             try:
                 effects = await asyncio.to_thread(self.service.tick)
                 await self.delivery.deliver(effects)
+            except StoreUnavailable:  # an outage, already logged by the store: no traceback
+                continue
             except Exception:  # keep ticking: one failure must not stop requeues
                 log.exception("tick failed")
 
