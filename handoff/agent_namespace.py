@@ -8,6 +8,7 @@ away the service starts a grace period; a reconnect within it cancels the requeu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, cast
 
@@ -27,7 +28,7 @@ from handoff.borrower_namespace import MAX_ID_LENGTH as ID_MAX
 from handoff.canned import CannedReply
 from handoff.compliance import Compliance, ComplianceBlocked
 from handoff.delivery import AGENT_NS, BORROWER_NS, Delivery, agent_room, skill_room
-from handoff.errors import AuthError, HandoffError, NotSessionHolder
+from handoff.errors import AuthError, HandoffError, NotSessionHolder, StoreUnavailable
 from handoff.masking import mask_text
 from handoff.model import AgentEvents, Disposition, Presence
 from handoff.service import HandoffService
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 PRESENCES = ("online", "away", "offline")
 DISPOSITIONS = ("resolved", "return_to_bot")
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
+MAX_RETRY_SECONDS = 30.0
 
 
 class AgentNamespace(GatewayNamespace):
@@ -55,6 +57,7 @@ class AgentNamespace(GatewayNamespace):
         self.canned = canned
         # Sockets per agent on this node: presence changes on the first connect / last leave.
         self._sockets: dict[str, set[str]] = {}
+        self._retries: set[asyncio.Task[None]] = set()
 
     async def _agent_id(self, sid: str) -> str:
         state = await self.get_session(sid)
@@ -114,10 +117,34 @@ class AgentNamespace(GatewayNamespace):
         self._sockets.pop(agent_id, None)
         try:
             effects = await self.call(self.service.agent_disconnected, agent_id)
+        except StoreUnavailable:
+            # Unrecorded, the agent would look present forever and its sessions would never
+            # be requeued: retry until the database is back (unless the agent returns first).
+            log.warning("agent_disconnected for %s not recorded (database down); retrying",
+                        agent_id)
+            self._retries.add(asyncio.ensure_future(self._record_disconnect_later(agent_id)))
+            return
         except HandoffError:
             log.exception("agent_disconnected failed for %s", agent_id)
             return
         await self.delivery.deliver(effects)
+
+    async def _record_disconnect_later(self, agent_id: str) -> None:
+        delay = 1.0
+        try:
+            while not self._sockets.get(agent_id):
+                await asyncio.sleep(delay)
+                if self._sockets.get(agent_id):
+                    return  # back meanwhile: agent_connected already set it online
+                try:
+                    effects = await self.call(self.service.agent_disconnected, agent_id)
+                except StoreUnavailable:
+                    delay = min(delay * 2, MAX_RETRY_SECONDS)
+                    continue
+                await self.delivery.deliver(effects)
+                return
+        finally:
+            self._retries.discard(asyncio.current_task())
 
     # --- events ------------------------------------------------------------------------
 

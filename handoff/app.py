@@ -25,14 +25,20 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from handoff import dashboard, metrics
+from handoff import dashboard, health, metrics
 from handoff.agent_namespace import AgentNamespace
 from handoff.borrower_auth import BorrowerTokens
 from handoff.borrower_namespace import BorrowerNamespace
 from handoff.canned import load_canned
 from handoff.compliance import Compliance
 from handoff.delivery import Delivery
-from handoff.errors import AuthError, HandoffError, PermissionDenied, ValidationError
+from handoff.errors import (
+    AuthError,
+    HandoffError,
+    PermissionDenied,
+    StoreUnavailable,
+    ValidationError,
+)
 from handoff.policy import Policy
 from handoff.rasa_client import RasaClient
 from handoff.service import HandoffService
@@ -115,6 +121,8 @@ class Gateway:
             try:
                 effects = await asyncio.to_thread(self.service.tick)
                 await self.delivery.deliver(effects)
+            except StoreUnavailable:  # an outage, already logged by the store: no traceback
+                continue
             except Exception:  # keep ticking: one failure must not stop requeues
                 log.exception("tick failed")
 
@@ -165,8 +173,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
 
 
 class HttpRouter:
-    """GET /healthz, POST /api/login, GET /api/dashboard, GET /metrics, static files;
-    everything else 404 (JSON)."""
+    """GET /healthz (alive), GET /readyz (database/Redis reachable), POST /api/login,
+    GET /api/dashboard, GET /metrics, static files; everything else 404 (JSON)."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -179,6 +187,9 @@ class HttpRouter:
         method, path = scope["method"], scope["path"]
         if path == "/healthz" and method in ("GET", "HEAD"):
             await json_response(send, 200, {"status": "ok"})
+        elif path == "/readyz" and method in ("GET", "HEAD"):
+            ready, body = await health.readiness(self.gateway.store, self.gateway.sio.manager)
+            await json_response(send, 200 if ready else 503, body)
         elif path == "/api/login":
             if method != "POST":
                 await json_response(send, 405, {"code": "method_not_allowed",

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import socketio
 
+from handoff.errors import StoreUnavailable
 from handoff.model import (
     BorrowerEvents,
     BotRepliesResult,
@@ -35,6 +36,7 @@ AGENT_NS = "/agent"
 BOT_UTTERED = "bot_uttered"
 BORROWER_HIDDEN = ("agent_id", "intent", "confidence")
 MEMO_LIMIT = 100_000
+STORE_RETRY_SECONDS = 120.0
 V = TypeVar("V")
 
 
@@ -249,17 +251,39 @@ class Delivery:
                 )
             except RasaUnavailable as exc:
                 log.warning("Rasa unavailable for %s: %s", short_id(effect.session_id), exc)
-                result = await self._run_sync(
+                result = await self._store_retrying(
                     self.service.bot_unavailable, effect.session_id, str(exc)
                 )
             else:
-                result = await self._run_sync(
+                result = await self._store_retrying(
                     self.service.accept_bot_replies, effect.session_id, replies
                 )
+            if result is None:
+                return
             if result.dropped:
                 log.info("dropped %d late bot replies for %s", result.dropped,
                          short_id(effect.session_id))
             await self.deliver(result.effects)
+
+    async def _store_retrying(self, fn: Callable[..., BotRepliesResult], session_id: str,
+                              arg: Any) -> BotRepliesResult | None:
+        """Bot replies that arrive while the database is down are kept and stored once it is
+        back (in order: the session's Rasa lock is held meanwhile), not dropped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STORE_RETRY_SECONDS
+        delay = 0.5
+        while True:
+            try:
+                result: BotRepliesResult = await self._run_sync(fn, session_id, arg)
+                return result
+            except StoreUnavailable:
+                if loop.time() + delay > deadline:
+                    log.error("bot replies for %s lost: database down for over %.0f s",
+                              short_id(session_id), STORE_RETRY_SECONDS)
+                    return None
+                log.warning("bot replies for %s wait for the database", short_id(session_id))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def send_tracker_events(self, effect: ToRasa) -> None:
         """Resume events; retried a few times because a lost resume leaves Rasa paused."""

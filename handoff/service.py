@@ -247,7 +247,8 @@ class HandoffService:
 
         Replies arriving when a human holds (or the queue holds) the session are dropped and
         logged (the late-reply rule). A reply whose `custom` carries `{"handoff": {...}}` queues
-        the session; any reply after it in the same batch is dropped.
+        the session; any reply after it in the same batch is dropped. A bot-mode turn with
+        nothing to show (a failed custom action) is handed off like bot_unavailable.
         """
         if not isinstance(replies, (list, tuple)):
             raise ValidationError("replies must be a list")
@@ -288,6 +289,19 @@ class HandoffService:
                     effects.append(
                         ToBorrower(session_id, BorrowerEvents.MESSAGE, message.to_dict())
                     )
+            if row.state == SessionState.BOT.value and not stored and not handed_off:
+                # Rasa answered a bot-mode turn with nothing to show: a custom action failed
+                # (action server down; Rasa logs it and carries on silently). Never leave the
+                # borrower without an answer: say so and queue for a human, as when Rasa is down.
+                log.warning("bot gave no reply for session %s; handing off", _short(session_id))
+                signal = HandoffSignal(reason="bot_unavailable",
+                                       unresolved_turns=row.unresolved_turns)
+                row, silent_effects = self._handoff(
+                    conn, row, signal, SessionEvent.BOT_UNAVAILABLE, "system", now,
+                    text=Texts.BOT_UNAVAILABLE, why="bot gave no reply",
+                )
+                effects.extend(silent_effects)
+                handed_off = True
         return BotRepliesResult(tuple(stored), dropped, handed_off, tuple(effects))
 
     def bot_unavailable(self, session_id: str, detail: str = "") -> BotRepliesResult:

@@ -197,6 +197,22 @@ def test_bot_unavailable_queues_for_general(agents: HandoffService) -> None:
     assert service.bot_unavailable(sid).handed_off is False  # already queued: no-op
 
 
+@pytest.mark.parametrize("replies", [[], [{"text": "  "}], ["not a reply"]])
+def test_a_silent_bot_turn_is_handed_off_not_left_unanswered(
+    agents: HandoffService, replies: list[Any]
+) -> None:
+    """Rasa swallows a failed custom action (action server down) and answers nothing."""
+    service = agents
+    sid = service.open_session(None, None).session.session_id
+    service.record_borrower_message(sid, "利率多少")
+    result = service.accept_bot_replies(sid, replies)
+    assert result.handed_off and result.stored == ()
+    view = service.session(sid)
+    assert (view.state, view.reason) == ("queued", "bot_unavailable")
+    assert [m["text"] for m in borrower_events(result.effects, "message", sid)] == [
+        Texts.BOT_UNAVAILABLE]
+
+
 def test_request_handoff_outside_bot_mode_is_illegal(agents: HandoffService) -> None:
     sid = queued(agents)
     with pytest.raises(IllegalTransition):
