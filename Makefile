@@ -6,7 +6,7 @@ RASA := $(VENV)/bin/rasa
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: browser-deps setup model seed run test unit lint types validate eval shell clean help
+.PHONY: browser-deps setup model seed run test unit lint types validate eval shell clean help deploy
 
 help:
 	@echo "make run   - set up on first use, train if needed, start bot + action server + gateway"
@@ -38,6 +38,7 @@ validate: setup
 
 eval: model
 	@$(PY) -m bot.evaluation --out reports
+	@$(PY) -m bot.trainer.compare --out reports --if-candidate
 
 shell: model seed
 	@bash scripts/run.sh --shell
@@ -55,3 +56,7 @@ clean:
 
 browser-deps:
 	@bash scripts/browser-deps.sh
+
+# Trainer loop (docs/trainers.md): train a candidate, compare it, switch the running Rasa to it.
+deploy: setup
+	@$(PY) -m bot.cli deploy

@@ -222,8 +222,11 @@ def check_data(layout: Layout | None = None, min_examples: int = MIN_EXAMPLES) -
     layout = layout or Layout()
     report = DataReport()
     training = read_examples(sorted(layout.nlu_dir.glob("*.yml")))
-    held_out_dir = layout.root / "tests" / "nlu"
-    held_out = read_examples(sorted(held_out_dir.rglob("*.yml"))) if held_out_dir.is_dir() else {}
+    held_out: dict[str, list[tuple[str, Path]]] = {}
+    for folder in (layout.root / "tests" / "nlu", layout.root / "tests" / "inbox"):
+        if folder.is_dir():
+            for intent, found in read_examples(sorted(folder.rglob("*.yml"))).items():
+                held_out.setdefault(intent, []).extend(found)
     domain = set(domain_intents(layout))
 
     seen: dict[str, tuple[str, Path]] = {}
