@@ -168,7 +168,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         print("error: candidate refused; the running model is unchanged", file=sys.stderr)
         return 1
     api = _rasa_api(args)
-    timeout = _settings().rasa_timeout_seconds
+    timeout = args.gateway_timeout or _settings().rasa_timeout_seconds
     try:
         print("==> 3/4 checking the switch pause against the gateway time-out", flush=True)
         deploy.check_pause(result.load_seconds.get("candidate", 0.0), timeout)
@@ -258,6 +258,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     dep.add_argument("--candidate-dir", default=candidate_dir)
     dep.add_argument("--no-train", action="store_true", help="use the existing candidate")
     dep.add_argument("--out", default=str(ROOT / "reports"))
+    dep.add_argument("--gateway-timeout", type=float, default=None,
+                     help="the running gateway's HANDOFF_RASA_TIMEOUT (default: this shell's)")
     _rasa_args(dep)
     dep.set_defaults(func=_cmd_deploy)
 

@@ -53,6 +53,6 @@ def test_not_a_model(tmp_path: Path) -> None:
 
 
 def test_pause_check() -> None:
-    check_pause(5.0, 10.0)
+    check_pause(4.9, 10.0)
     with pytest.raises(DeployError, match="HANDOFF_RASA_TIMEOUT"):
-        check_pause(7.0, 10.0)
+        check_pause(5.1, 10.0)
