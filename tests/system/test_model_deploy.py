@@ -213,6 +213,11 @@ async def test_switch_while_borrowers_talk(stack: BotStack, gateway: GatewayServ
           f"{during} turns overlapped the switch; Rasa RSS {rss_before:.0f} -> "
           f"{rss_after:.0f} MB")
 
-    # The inbox sees nothing to fix in these chats, and predictions come from the new model.
-    assert build_inbox(gateway.gateway.store, predictor=api.predict) == []
-    assert api.parse("你好")[0] == "greet"
+    # A message the new model does not understand lands in the trainer inbox, with the
+    # running model's guess (the chit-chat above does not).
+    lost = Chatter(await open_borrower(gateway.url, clients))
+    assert "没有理解" in await lost.turn("帮我订一张明天去上海的机票")
+    [item] = build_inbox(gateway.gateway.store, predictor=api.predict)
+    assert item.text == "帮我订一张明天去上海的机票" and item.unresolved == 1
+    assert isinstance(item.intent, str) and item.intent, item  # /model/parse of the new model
+    assert item.confidence is not None and 0 < item.confidence <= 1
