@@ -36,9 +36,11 @@ types: setup
 validate: setup
 	@$(RASA) data validate --config config.yml --domain bot/domain --data data --fail-on-warnings
 
+# The release floors on the current model, then (if models/candidate/ holds one) the candidate
+# compared with it; both run, and either failing fails the target.
 eval: model
-	@$(PY) -m bot.evaluation --out reports
-	@$(PY) -m bot.trainer.compare --out reports --if-candidate
+	@status=0; $(PY) -m bot.evaluation --out reports || status=$$?; \
+	$(PY) -m bot.trainer.compare --out reports --if-candidate || status=$$?; exit $$status
 
 shell: model seed
 	@bash scripts/run.sh --shell
