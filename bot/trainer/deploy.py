@@ -56,9 +56,10 @@ def model_id(model: Path) -> str:
     raise DeployError(f"{model} has no metadata.json: not a Rasa 3 model")
 
 
-def stage_release(candidate: Path, releases_dir: Path = RELEASES_DIR,
+def stage_release(candidate: Path, releases_dir: Path | None = None,
                   now: datetime | None = None) -> Path:
     """Copy the candidate to an immutable, uniquely named file Rasa can load (and roll back to)."""
+    releases_dir = releases_dir or RELEASES_DIR
     releases_dir.mkdir(parents=True, exist_ok=True)
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     release = releases_dir / f"loanbot-{stamp}-{model_id(candidate)[:8]}.tar.gz"
