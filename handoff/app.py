@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from handoff import dashboard, health, metrics
+from handoff import dashboard, health, metrics, trainer_api
 from handoff.agent_namespace import AgentNamespace
 from handoff.borrower_auth import BorrowerTokens
 from handoff.borrower_namespace import BorrowerNamespace
@@ -200,6 +200,8 @@ class HttpRouter:
             await self.dashboard(scope, send)
         elif path == "/metrics" and method == "GET":
             await self.metrics(scope, send)
+        elif path == "/api/trainer/inbox" and method == "GET":
+            await self.trainer_inbox(scope, send)
         elif method in ("GET", "HEAD"):
             await self.static(path, send, head=method == "HEAD")
         else:
@@ -247,6 +249,17 @@ class HttpRouter:
             await json_response(send, status, err.to_dict())
             return
         await json_response(send, 200, figures)
+
+    async def trainer_inbox(self, scope: Scope, send: Send) -> None:
+        """The trainer inbox (handoff/trainer_api.py); trainers and supervisors only."""
+        try:
+            token = bearer_token(scope)
+        except HandoffError as err:
+            await json_response(send, 401, err.to_dict())
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        status, body = await trainer_api.handle(self.gateway, token, query)
+        await json_response(send, status, body)
 
     def _figures(self, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
         with self.gateway.store.read() as conn:
