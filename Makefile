@@ -6,7 +6,7 @@ RASA := $(VENV)/bin/rasa
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: browser-deps setup model seed run test unit lint types validate eval shell clean help
+.PHONY: browser-deps setup model seed run test unit lint types validate eval shell clean help deploy
 
 help:
 	@echo "make run   - set up on first use, train if needed, start bot + action server + gateway"
@@ -36,8 +36,11 @@ types: setup
 validate: setup
 	@$(RASA) data validate --config config.yml --domain bot/domain --data data --fail-on-warnings
 
+# The release floors on the current model, then (if models/candidate/ holds one) the candidate
+# compared with it; both run, and either failing fails the target.
 eval: model
-	@$(PY) -m bot.evaluation --out reports
+	@status=0; $(PY) -m bot.evaluation --out reports || status=$$?; \
+	$(PY) -m bot.trainer.compare --out reports --if-candidate || status=$$?; exit $$status
 
 shell: model seed
 	@bash scripts/run.sh --shell
@@ -55,6 +58,10 @@ clean:
 
 browser-deps:
 	@bash scripts/browser-deps.sh
+
+# Trainer loop (docs/trainers.md): train a candidate, compare it, switch the running Rasa to it.
+deploy: setup
+	@$(PY) -m bot.cli deploy
 
 # Bounded soak of a scaled-out gateway (2 nodes, PostgreSQL + Redis on loopback, 200
 # concurrent borrowers x 3 waves, scripted agents), then one wave with a node SIGKILLed 8 s

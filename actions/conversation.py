@@ -12,7 +12,7 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 
-from actions.common import LoanAction, latest_intent, utter_template
+from actions.common import LoanAction, latest_intent, load_texts, utter_template
 from actions.script import ScriptedDispatcher
 
 CHITCHAT_INTENTS = ("greet", "goodbye", "thank", "bot_challenge", "affirm", "deny")
@@ -28,5 +28,7 @@ class ActionChitchat(LoanAction):
         self, out: ScriptedDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent, _ = latest_intent(tracker)
-        utter_template(out, intent if intent in CHITCHAT_INTENTS else "greet")
+        # Intents scaffolded by `loanbot new-intent` answer with the template of their name.
+        known = intent in CHITCHAT_INTENTS or (intent is not None and intent in load_texts())
+        utter_template(out, intent if known and intent else "greet")
         return []

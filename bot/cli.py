@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bot.trainer.cli import add_commands as add_trainer_commands
 from bot.training import ROOT, ModelPaths, ensure_model, is_stale, train
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--models-dir", default=str(ROOT / "models"))
         cmd.set_defaults(func=func)
+    add_trainer_commands(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ grace period; a reconnect within it, on any node, cancels the requeue.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from handoff.borrower_namespace import MAX_ID_LENGTH as ID_MAX
 from handoff.canned import CannedReply
 from handoff.compliance import Compliance, ComplianceBlocked
 from handoff.delivery import AGENT_NS, BORROWER_NS, Delivery, agent_room, skill_room
-from handoff.errors import AuthError, HandoffError, NotSessionHolder
+from handoff.errors import AuthError, HandoffError, NotSessionHolder, StoreUnavailable
 from handoff.masking import mask_text
 from handoff.model import AgentEvents, Disposition, Presence
 from handoff.service import HandoffService
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 PRESENCES = ("online", "away", "offline")
 DISPOSITIONS = ("resolved", "return_to_bot")
 CALLBACK_STATUSES = ("pending", "done", "cancelled")
+MAX_RETRY_SECONDS = 30.0
 
 
 class AgentNamespace(GatewayNamespace):
@@ -57,6 +59,7 @@ class AgentNamespace(GatewayNamespace):
         # Sockets per agent on this node (the service keeps the cross-node record; this copy
         # lets the node re-register them if other nodes took it for dead).
         self._sockets: dict[str, set[str]] = {}
+        self._retries: set[asyncio.Task[None]] = set()
 
     async def _agent_id(self, sid: str) -> str:
         state = await self.get_session(sid)
@@ -115,6 +118,13 @@ class AgentNamespace(GatewayNamespace):
         try:
             # The service decides whether this was the agent's last socket on any node.
             effects = await self.call(self.service.agent_disconnected, agent_id, sid)
+        except StoreUnavailable:
+            # Unrecorded, the agent would look present forever and its sessions would never
+            # be requeued: retry until the database is back.
+            log.warning("agent_disconnected for %s not recorded (database down); retrying",
+                        agent_id)
+            self._retries.add(asyncio.ensure_future(self._record_disconnect_later(agent_id, sid)))
+            return
         except HandoffError:
             log.exception("agent_disconnected failed for %s", agent_id)
             return
@@ -123,6 +133,24 @@ class AgentNamespace(GatewayNamespace):
     def local_sockets(self) -> list[tuple[str, str]]:
         """(agent_id, socket_id) of every agent socket on this node."""
         return [(agent, sid) for agent, sids in list(self._sockets.items()) for sid in list(sids)]
+
+    async def _record_disconnect_later(self, agent_id: str, sid: str) -> None:
+        delay = 1.0
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    # Also when the agent is back meanwhile: the service only forgets this
+                    # socket, and starts the grace only if no socket is left on any node
+                    # (returning early would leave this socket recorded as live forever).
+                    effects = await self.call(self.service.agent_disconnected, agent_id, sid)
+                except StoreUnavailable:
+                    delay = min(delay * 2, MAX_RETRY_SECONDS)
+                    continue
+                await self.delivery.deliver(effects)
+                return
+        finally:
+            self._retries.discard(asyncio.current_task())
 
     # --- events ------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import mimetypes
@@ -24,13 +25,20 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from handoff import dashboard, metrics
+from handoff import dashboard, health, metrics, trainer_api
 from handoff.agent_namespace import AgentNamespace
+from handoff.borrower_auth import BorrowerTokens
 from handoff.borrower_namespace import BorrowerNamespace
 from handoff.canned import load_canned
 from handoff.compliance import Compliance
 from handoff.delivery import Delivery
-from handoff.errors import AuthError, HandoffError, PermissionDenied, ValidationError
+from handoff.errors import (
+    AuthError,
+    HandoffError,
+    PermissionDenied,
+    StoreUnavailable,
+    ValidationError,
+)
 from handoff.policy import Policy
 from handoff.rasa_client import RasaClient
 from handoff.replay_marks import LocalManager, LocalMarks, RedisManager, RedisMarks, ReplayMarks
@@ -122,6 +130,8 @@ class Gateway:
             try:
                 effects = await asyncio.to_thread(self.service.tick)
                 await self.delivery.deliver(effects)
+            except StoreUnavailable:  # an outage, already logged by the store: no traceback
+                continue
             except Exception:  # keep ticking: one failure must not stop requeues
                 log.exception("tick failed")
 
@@ -165,7 +175,9 @@ def build_gateway(
     delivery = Delivery(sio, rasa, service, asyncio.to_thread, marks)
     compliance = Compliance.load()
     canned = load_canned(compliance=compliance)
-    sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length))
+    tokens = BorrowerTokens(settings.borrower_jwt_secret, settings.require_borrower_token, clock)
+    sio.register_namespace(BorrowerNamespace(service, delivery, settings.max_message_length,
+                                             tokens=tokens))
     agents_ns = AgentNamespace(service, delivery, settings.max_message_length,
                                compliance=compliance, canned=canned)
     sio.register_namespace(agents_ns)
@@ -180,8 +192,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
 
 
 class HttpRouter:
-    """GET /healthz, POST /api/login, GET /api/dashboard, GET /metrics, static files;
-    everything else 404 (JSON)."""
+    """GET /healthz (alive), GET /readyz (database/Redis reachable), POST /api/login,
+    GET /api/dashboard, GET /metrics, static files; everything else 404 (JSON)."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -194,6 +206,9 @@ class HttpRouter:
         method, path = scope["method"], scope["path"]
         if path == "/healthz" and method in ("GET", "HEAD"):
             await json_response(send, 200, {"status": "ok"})
+        elif path == "/readyz" and method in ("GET", "HEAD"):
+            ready, body = await health.readiness(self.gateway.store, self.gateway.sio.manager)
+            await json_response(send, 200 if ready else 503, body)
         elif path == "/api/login":
             if method != "POST":
                 await json_response(send, 405, {"code": "method_not_allowed",
@@ -203,7 +218,9 @@ class HttpRouter:
         elif path == "/api/dashboard" and method == "GET":
             await self.dashboard(scope, send)
         elif path == "/metrics" and method == "GET":
-            await self.metrics(send)
+            await self.metrics(scope, send)
+        elif path == "/api/trainer/inbox" and method == "GET":
+            await self.trainer_inbox(scope, send)
         elif method in ("GET", "HEAD"):
             await self.static(path, send, head=method == "HEAD")
         else:
@@ -242,11 +259,7 @@ class HttpRouter:
         """Dashboard figures for ?from=&to= (ISO 8601; default the last 24 h). Supervisors
         only: `Authorization: Bearer <token from /api/login>`."""
         try:
-            token = bearer_token(scope)
-            agent = await asyncio.to_thread(self.gateway.service.agent_from_token, token)
-            if agent.role != "supervisor":
-                raise PermissionDenied("dashboard needs the supervisor role",
-                                       message_zh="仅主管可查看数据看板")
+            await self._supervisor(bearer_token(scope))
             now = self.gateway.clock()
             start, end = parse_period(scope, now)
             figures = await asyncio.to_thread(self._figures, start, end, now)
@@ -256,13 +269,42 @@ class HttpRouter:
             return
         await json_response(send, 200, figures)
 
+    async def trainer_inbox(self, scope: Scope, send: Send) -> None:
+        """The trainer inbox (handoff/trainer_api.py); trainers and supervisors only."""
+        try:
+            token = bearer_token(scope)
+        except HandoffError as err:
+            await json_response(send, 401, err.to_dict())
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        status, body = await trainer_api.handle(self.gateway, token, query)
+        await json_response(send, status, body)
+
     def _figures(self, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
         with self.gateway.store.read() as conn:
             return dashboard.compute(conn, start, end, now,
                                      unresolved_limit=self.gateway.unresolved_limit)
 
-    async def metrics(self, send: Send) -> None:
-        """Prometheus text: all-time counters and the queue now (no personal data)."""
+    async def _supervisor(self, token: str) -> None:
+        """AuthError unless `token` is a live supervisor's; PermissionDenied for other roles."""
+        agent = await asyncio.to_thread(self.gateway.service.agent_from_token, token)
+        if agent.role != "supervisor":
+            raise PermissionDenied("needs the supervisor role",
+                                   message_zh="仅主管可查看数据看板")
+
+    async def metrics(self, scope: Scope, send: Send) -> None:
+        """Prometheus text: all-time counters and the queue now (no personal data, but
+        business figures): `Authorization: Bearer` with a supervisor's login token, or the
+        scraper's HANDOFF_METRICS_TOKEN."""
+        try:
+            token = bearer_token(scope)
+            scraper = self.gateway.settings.metrics_token
+            if not (scraper and hmac.compare_digest(token.encode(), scraper.encode())):
+                await self._supervisor(token)
+        except HandoffError as err:
+            status = {"auth_failed": 401, "forbidden": 403}.get(err.code, 400)
+            await json_response(send, status, err.to_dict())
+            return
         now = self.gateway.clock()
         figures = await asyncio.to_thread(
             self._figures, datetime(1970, 1, 1, tzinfo=timezone.utc), now + timedelta(days=1),

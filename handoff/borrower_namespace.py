@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import socketio
 
+from handoff.borrower_auth import BorrowerTokens
 from handoff.delivery import (
     AGENT_NS,
     BORROWER_NS,
@@ -29,6 +32,7 @@ from handoff.delivery import (
 )
 from handoff.delivery import render_bot_uttered as render
 from handoff.errors import HandoffError, NotFound, ValidationError
+from handoff.model import BorrowerEvents
 from handoff.service import HandoffService
 
 log = logging.getLogger(__name__)
@@ -93,6 +97,57 @@ def as_mapping(data: Any, *, allow_none: bool = False) -> Mapping[str, Any]:
     return data
 
 
+MAX_CUSTOM_DATA = 8 * 1024
+MAX_CUSTOM_DEPTH = 8
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of JSON-like data, counted without recursion and only up to `limit`+1."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def custom_data(custom: Any) -> dict[str, Any] | None:
+    """rasa-webchat's `customData`, passed to Rasa as message metadata. Anything but an object
+    is ignored (the widget may send null); an object that cannot be sent on as small JSON
+    (nested deeper than 8, over 8 KB, lone surrogates) is refused before anything is
+    stored."""
+    if not isinstance(custom, dict):
+        return None
+    if _depth(custom, MAX_CUSTOM_DEPTH) > MAX_CUSTOM_DEPTH:
+        raise BadInput("customData nested too deeply",
+                       message_zh="附加数据 customData 过大或格式错误")
+    try:
+        size = len(json.dumps(custom, ensure_ascii=False).encode("utf-8"))
+    except (RecursionError, TypeError, ValueError, UnicodeEncodeError):
+        size = MAX_CUSTOM_DATA + 1
+    if size > MAX_CUSTOM_DATA:
+        raise BadInput("customData too large or not JSON",
+                       message_zh="附加数据 customData 过大或格式错误")
+    return {"customData": custom}
+
+
+def connect_token(auth: Any, environ: Mapping[str, Any]) -> Any:
+    """The borrower token offered at connect: `auth.token`, else `?token=` in the URL."""
+    if isinstance(auth, dict) and auth.get("token") not in (None, ""):
+        return auth.get("token")
+    query = parse_qs(str(environ.get("QUERY_STRING") or ""))
+    values = query.get("token")
+    return values[0] if values and values[0] else None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def parse_time(value: str, key: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
@@ -136,12 +191,26 @@ class GatewayNamespace(socketio.AsyncNamespace):
 class BorrowerNamespace(GatewayNamespace):
     """Rasa socket.io protocol, served by the gateway."""
 
-    def __init__(self, service: HandoffService, delivery: Delivery, max_length: int) -> None:
+    def __init__(self, service: HandoffService, delivery: Delivery, max_length: int,
+                 tokens: BorrowerTokens | None = None) -> None:
         super().__init__(BORROWER_NS, service, delivery)
         self.max_length = max_length
+        # No token settings = anonymous sessions only (a given token is refused, not ignored).
+        self.tokens = tokens or BorrowerTokens(None, False, _utc_now)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        await self.save_session(sid, {"session_id": None})
+        """A borrower token may come as socket.io `auth.token` (what Rasa's own channel reads)
+        or as `?token=` on the socket URL (the only way the unmodified rasa-webchat widget can
+        send one). A bad token refuses the connection; a missing one is decided at
+        `session_request` (which may still carry the token)."""
+        token = connect_token(auth, environ)
+        try:
+            identity = self.tokens.identity(token) if token is not None else None
+        except HandoffError as err:
+            log.info("borrower connection refused: %s", err)
+            raise socketio.exceptions.ConnectionRefusedError(
+                err.message_zh, err.to_dict()) from None
+        await self.save_session(sid, {"session_id": None, "identity": identity})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         log.debug("borrower socket %s left", sid)
@@ -166,13 +235,20 @@ class BorrowerNamespace(GatewayNamespace):
         last_seq = field_int(payload, "last_seq", required=False)
         if last_seq is not None and last_seq < 0:
             raise BadInput("negative last_seq", message_zh="字段 last_seq 不能为负数")
-        result = await self.call(self.service.open_session, asked or None, None)
-        session_id = result.session.session_id
         state = await self.get_session(sid)
+        identity = state.get("identity")
+        given = payload.get("auth_token")
+        if given not in (None, ""):
+            # A token here replaces the connect-time one (e.g. the app refreshed it).
+            identity = self.tokens.identity(given)
+        elif identity is None:
+            self.tokens.identity(None)  # refuses (auth_failed) when a token is required
+        result = await self.call(self.service.open_session, asked or None, identity)
+        session_id = result.session.session_id
         old = state.get("session_id")
         if old and old != session_id:
             await self.leave_room(sid, old)
-        await self.save_session(sid, {"session_id": session_id})
+        await self.save_session(sid, {"session_id": session_id, "identity": identity})
         await self.enter_room(sid, session_id)
         # Exactly what rasa's SocketIOInput emits: the bare session id.
         await self.emit("session_confirm", session_id, to=sid)
@@ -181,6 +257,8 @@ class BorrowerNamespace(GatewayNamespace):
             "session_id": session_id,
             "messages": [borrower_view(m.to_dict()) for m in result.history],
         }, to=sid)
+        if result.callback_offer is not None:
+            await self.emit(BorrowerEvents.CALLBACK_OFFER, result.callback_offer, to=sid)
         await self._replay(sid, session_id, last_seq, created=result.created)
         await self.delivery.deliver(result.effects)
         return {"ok": True, "session_id": session_id, "created": result.created,
@@ -203,15 +281,26 @@ class BorrowerNamespace(GatewayNamespace):
 
     @guarded
     async def on_user_uttered(self, sid: str, data: Any = None) -> dict[str, Any]:
-        """Store first (in arrival order), then route; the ack means 'stored'."""
+        """Store first (in arrival order), then route; the ack means 'stored'.
+
+        A refused message (too long, too fast, bad shape) also gets its Chinese reason as a
+        `bot_uttered` sentence: rasa-webchat shows neither acks nor `error` events, and a
+        borrower must never think a refused message was sent."""
+        try:
+            return await self._user_uttered(sid, data)
+        except HandoffError as err:
+            await self.emit(BOT_UTTERED, {"text": err.message_zh, "metadata": {
+                "sender": "system", "event": ERROR_EVENT, "code": err.code}}, to=sid)
+            raise
+
+    async def _user_uttered(self, sid: str, data: Any) -> dict[str, Any]:
         payload = as_mapping(data)
         session_id = await self._confirmed(sid, payload)
         # Length is the service's rule; the transport only guards memory and type.
         text = plain_text(str(field_str(payload, "message")))
         client_msg_id = field_str(payload, "client_msg_id", required=False,
                                   max_length=MAX_ID_LENGTH)
-        custom = payload.get("customData")
-        metadata = {"customData": custom} if isinstance(custom, dict) else None
+        metadata = custom_data(payload.get("customData"))
         async with self.delivery.ingress_locks.hold(session_id):
             result = await self.call(
                 self.service.record_borrower_message, session_id, text, client_msg_id, metadata

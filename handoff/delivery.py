@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import socketio
 
+from handoff.errors import StoreUnavailable
 from handoff.model import (
     BorrowerEvents,
     BotRepliesResult,
@@ -36,7 +37,13 @@ AGENT_NS = "/agent"
 BOT_UTTERED = "bot_uttered"
 BORROWER_HIDDEN = ("agent_id", "intent", "confidence")
 MEMO_LIMIT = 100_000
+STORE_RETRY_SECONDS = 120.0
 V = TypeVar("V")
+
+
+def short_id(session_id: str) -> str:
+    """A session id for logs: enough to correlate, not enough to resume the session."""
+    return session_id[:8] + "…"
 
 
 def agent_room(agent_id: str) -> str:
@@ -235,17 +242,40 @@ class Delivery:
                     effect.session_id, effect.text, {**effect.metadata, "seq": effect.seq}
                 )
             except RasaUnavailable as exc:
-                log.warning("Rasa unavailable for %s: %s", effect.session_id, exc)
-                result = await self._run_sync(
+                log.warning("Rasa unavailable for %s: %s", short_id(effect.session_id), exc)
+                result = await self._store_retrying(
                     self.service.bot_unavailable, effect.session_id, str(exc)
                 )
             else:
-                result = await self._run_sync(
+                result = await self._store_retrying(
                     self.service.accept_bot_replies, effect.session_id, replies
                 )
+            if result is None:
+                return
             if result.dropped:
-                log.info("dropped %d late bot replies for %s", result.dropped, effect.session_id)
+                log.info("dropped %d late bot replies for %s", result.dropped,
+                         short_id(effect.session_id))
             await self.deliver(result.effects)
+
+    async def _store_retrying(self, fn: Callable[..., BotRepliesResult], session_id: str,
+                              arg: Any) -> BotRepliesResult | None:
+        """Bot replies that arrive while the database is down are kept and stored once it is
+        back (in order: the session's Rasa lock is held meanwhile), not dropped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STORE_RETRY_SECONDS
+        delay = 0.5
+        while True:
+            try:
+                result: BotRepliesResult = await self._run_sync(fn, session_id, arg)
+                return result
+            except StoreUnavailable:
+                if loop.time() + delay > deadline:
+                    log.error("bot replies for %s lost: database down for over %.0f s",
+                              short_id(session_id), STORE_RETRY_SECONDS)
+                    return None
+                log.warning("bot replies for %s wait for the database", short_id(session_id))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def send_tracker_events(self, effect: ToRasa) -> None:
         """Resume events; retried a few times because a lost resume leaves Rasa paused."""
@@ -256,6 +286,6 @@ class Delivery:
                     return
                 except RasaUnavailable as exc:
                     log.warning("tracker events for %s failed (%s), attempt %d",
-                                effect.session_id, exc, attempt + 1)
+                                short_id(effect.session_id), exc, attempt + 1)
                     await asyncio.sleep(0.5 * (attempt + 1))
-            log.error("gave up sending tracker events for %s", effect.session_id)
+            log.error("gave up sending tracker events for %s", short_id(effect.session_id))

@@ -15,7 +15,8 @@ Tree (each class has a stable `code` the transport sends to clients, and a Chine
     │   ├── IllegalTransition  the state machine forbids this event in this state
     │   └── AlreadyClaimed     another agent won the claim race
     ├── CapacityReached        the agent already holds its maximum number of sessions
-    └── RateLimited            too many messages; `retry_after` seconds to wait
+    ├── RateLimited            too many messages; `retry_after` seconds to wait
+    └── StoreUnavailable       the database cannot be reached; nothing was stored, retry later
 """
 
 from __future__ import annotations
@@ -107,3 +108,11 @@ class RateLimited(HandoffError):
 
     def to_dict(self) -> dict[str, object]:
         return {**super().to_dict(), "retry_after": round(self.retry_after, 1)}
+
+
+class StoreUnavailable(HandoffError):
+    """The database is unreachable (restarting, network). Nothing in the failed call was
+    stored, so the client may retry the same message (same client_msg_id) later."""
+
+    code = "store_unavailable"
+    message_zh = "系统暂时无法保存消息，本条消息未发送，请稍后重试"

@@ -96,15 +96,34 @@ def mask_value(value: Any) -> Any:
     return value
 
 
+# Credentials in URLs (a borrower token in the rasa-webchat socket URL shows up in uvicorn's
+# request lines): never written to a log.
+_URL_SECRET = re.compile(r"(?i)([?&](?:token|auth_token|access_token)=)[^&\s\"']+")
+
+
+def redact_url_secrets(text: str) -> str:
+    """`text` with the values of token-like URL query parameters replaced."""
+    return _URL_SECRET.sub(r"\1[redacted]", text) if "=" in text else text
+
+
 class MaskingFilter(logging.Filter):
-    """Logging filter that masks the formatted message (attach to handlers or loggers)."""
+    """Logging filter that masks the formatted message (attach to handlers or loggers):
+    personal numbers, and token values in URLs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
             return True
-        masked = mask_text(message)
+        masked = redact_url_secrets(mask_text(message))
         if masked != message or record.args:
             record.msg, record.args = masked, ()
+        # A traceback is formatted after filters run; format it now so its exception texts are
+        # masked too (handlers reuse `exc_text` when it is set).
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_url_secrets(mask_text(record.exc_text))
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True

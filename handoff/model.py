@@ -286,6 +286,9 @@ class OpenResult:
     history: tuple[MessageView, ...]  # the latest messages, for the chat page to render
     status: StatusPayload
     effects: tuple[Effect, ...] = ()
+    # For a resumed queued session nobody can serve now: the `callback_offer` payload, sent
+    # to the resuming socket only (the other tabs already had it).
+    callback_offer: JSON | None = None
 
 
 @dataclass(frozen=True)

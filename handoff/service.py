@@ -45,6 +45,7 @@ from handoff.errors import (
     PermissionDenied,
     ValidationError,
 )
+from handoff.limits import BucketLimiter
 from handoff.masking import mask_text, mask_value
 from handoff.model import (
     ActionResult,
@@ -130,7 +131,8 @@ class Texts:
     CSAT_PROMPT = "请为本次人工服务打分（1-5分，5分为非常满意）。"
     WAIT_SOON = "即将为您接入人工客服。"
     WAIT_ETA = "您前面还有{ahead}位用户，预计等待约{minutes}分钟。"
-    WAIT_UNKNOWN = "当前暂无客服在线，您可以继续等待，或预约电话回拨。"
+    # Wait only: the callback offer is the separate `callback_offer` sentence (one offer).
+    WAIT_UNKNOWN = "当前暂无客服在线，暂时无法估计等待时间，请您耐心等待。"
     OFFER_OUTSIDE_HOURS = (
         "当前不在人工服务时间（每日{start}-{end}），您可以预约电话回拨，我们将在服务时间内联系您。"
     )
@@ -145,7 +147,8 @@ class HandoffService:
         self._policy = policy
         self._settings = settings
         self._clock = clock
-        self._borrower_limiter = RateLimiter(settings.borrower_rate)
+        # Token bucket per session (config/handoff.yml `limits`); refusals store nothing.
+        self._borrower_limiter = BucketLimiter(settings.borrower_rate)
         self._agent_limiter = RateLimiter(settings.agent_rate)
         self._login_limiter = RateLimiter(RateLimit(10, 300.0))
         self._last_heartbeat: datetime | None = None
@@ -176,7 +179,12 @@ class HandoffService:
             history = repo.last_messages(conn, row.id, self._settings.history_limit)
             status = self._status(conn, row, now)
             view = self._view(conn, row)
-        return OpenResult(session=view, created=created, history=tuple(history), status=status)
+            # A borrower coming back to a wait nobody can serve is offered the callback again.
+            offer = (self._callback_offer(conn, row.id, row.skill or self._policy.default_skill,
+                                          now)
+                     if row.state == SessionState.QUEUED.value else None)
+        return OpenResult(session=view, created=created, history=tuple(history), status=status,
+                          callback_offer=offer)
 
     def record_borrower_message(
         self,
@@ -960,7 +968,8 @@ class HandoffService:
         if len(text) > self._settings.max_message_length:
             raise ValidationError(
                 "message too long",
-                message_zh=f"消息不能超过{self._settings.max_message_length}字",
+                message_zh=(f"消息过长（最多{self._settings.max_message_length}字），"
+                            "请分几条发送"),
             )
         return text
 
@@ -1019,25 +1028,32 @@ class HandoffService:
         )
         effects = self._system_message(conn, row, text, now) if text is not None else []
         effects.append(self._status_effect(conn, row, now))
-        loads = self._loads(conn)
-        reason = callback_reason(
-            now, self._settings.service_hours, len(agents_able(loads, skill))
-        )
-        if reason is not None:
-            hours = self._settings.service_hours
-            offer = (
-                Texts.OFFER_OUTSIDE_HOURS.format(
-                    start=hours.start.strftime("%H:%M"), end=hours.end.strftime("%H:%M"))
-                if reason == "outside_hours" else Texts.OFFER_NO_AGENTS
-            )
-            effects.append(ToBorrower(row.id, BorrowerEvents.CALLBACK_OFFER, {
-                "session_id": row.id, "reason": reason,
-                "text": self._localise(conn, row.id, offer),
-            }))
+        offer = self._callback_offer(conn, row.id, skill, now)
+        if offer is not None:
+            effects.append(ToBorrower(row.id, BorrowerEvents.CALLBACK_OFFER, offer))
         effects.extend(self._queue_effects(conn, now, skip_session=row.id))
         log.info("session %s queued: reason=%s key=%s skill=%s", _short(row.id), signal.reason,
                  routing_key, skill)
         return row, effects
+
+    def _callback_offer(self, conn: Connection, session_id: str, skill: str,
+                        now: datetime) -> dict[str, Any] | None:
+        """The `callback_offer` payload when nobody can serve `skill` now (outside service
+        hours, or no able agent online), else None."""
+        loads = self._loads(conn)
+        reason = callback_reason(
+            now, self._settings.service_hours, len(agents_able(loads, skill))
+        )
+        if reason is None:
+            return None
+        hours = self._settings.service_hours
+        offer = (
+            Texts.OFFER_OUTSIDE_HOURS.format(
+                start=hours.start.strftime("%H:%M"), end=hours.end.strftime("%H:%M"))
+            if reason == "outside_hours" else Texts.OFFER_NO_AGENTS
+        )
+        return {"session_id": session_id, "reason": reason,
+                "text": self._localise(conn, session_id, offer)}
 
     def _requeue_held(self, conn: Connection, agent_id: str, now: datetime,
                       why: str) -> list[Effect]:

@@ -17,6 +17,8 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+
 from handoff.errors import ConfigError
 
 SECRET_FILE_NAME = "handoff_secret"
@@ -25,10 +27,13 @@ MIN_SECRET_LENGTH = 32
 
 @dataclass(frozen=True)
 class RateLimit:
-    """At most `count` messages in any `per_seconds` window."""
+    """At most `count` messages in any `per_seconds` window. Token-bucket users
+    (handoff/limits.py) refill `count` per `per_seconds` and allow a run of `burst` (default
+    `count`)."""
 
     count: int
     per_seconds: float
+    burst: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,12 @@ class Settings:
     node_ttl_seconds: int = 15
     # Rasa's --auth-token, needed for /conversations/* (resume events); the webhook ignores it.
     rasa_token: str | None = None
+    # Borrower identity (handoff/borrower_auth.py): the HS256 secret shared with the lender's
+    # app; None = no borrower tokens accepted (anonymous sessions only).
+    borrower_jwt_secret: str | None = None
+    require_borrower_token: bool = False
+    # Bearer token for a Prometheus scraper on GET /metrics (supervisor login tokens also work).
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +92,8 @@ class Settings:
         var_dir = Path(_str(env, "HANDOFF_VAR_DIR", "var"))
         rasa_urls = _rasa_urls(env)
         port = _int(env, "HANDOFF_PORT", 8080, low=1, high=65535)
+        policy_file = Path(_str(env, "HANDOFF_POLICY_FILE", "config/handoff.yml"))
+        limits = _file_limits(policy_file)
         return cls(
             db_url=_db_url(_str(env, "HANDOFF_DB_URL", f"sqlite:///{var_dir}/handoff.sqlite")),
             host=_str(env, "HANDOFF_HOST", "127.0.0.1"),
@@ -95,16 +108,15 @@ class Settings:
                 _str(env, "HANDOFF_SERVICE_HOURS", "09:00-21:00"),
                 _str(env, "HANDOFF_TIMEZONE", "Asia/Shanghai"),
             ),
-            borrower_rate=_rate(env, "HANDOFF_BORROWER_RATE", "20/60"),
+            borrower_rate=_rate(env, "HANDOFF_BORROWER_RATE", limits.borrower_rate),
             agent_rate=_rate(env, "HANDOFF_AGENT_RATE", "60/60"),
-            max_message_length=_int(env, "HANDOFF_MAX_MESSAGE_LENGTH", 2000, low=1, high=100_000),
+            max_message_length=_int(env, "HANDOFF_MAX_MESSAGE_LENGTH", limits.max_message_chars,
+                                    low=1, high=100_000),
             max_sessions_per_agent=_int(env, "HANDOFF_MAX_SESSIONS_PER_AGENT", 3, low=1, high=50),
             default_handle_seconds=_int(env, "HANDOFF_DEFAULT_HANDLE_SECONDS", 300, low=1,
                                         high=86400),
             history_limit=_int(env, "HANDOFF_HISTORY_LIMIT", 50, low=1, high=1000),
-            policy_file=Path(
-                _str(env, "HANDOFF_POLICY_FILE", "config/handoff.yml")
-            ),
+            policy_file=policy_file,
             var_dir=var_dir,
             cors_origins=tuple(
                 o.strip() for o in _str(env, "HANDOFF_CORS_ORIGINS", "").split(",") if o.strip()
@@ -114,6 +126,9 @@ class Settings:
             node_id=_name(env, "HANDOFF_NODE_ID", f"{socket.gethostname()[:50]}:{port}"),
             node_ttl_seconds=_int(env, "HANDOFF_NODE_TTL", 15, low=2, high=3600),
             rasa_token=_rasa_token(env, var_dir),
+            borrower_jwt_secret=_borrower_secret(env),
+            require_borrower_token=_require_borrower_token(env),
+            metrics_token=_optional_secret(env, "HANDOFF_METRICS_TOKEN"),
         )
 
 
@@ -207,6 +222,31 @@ def _rasa_token(env: Mapping[str, str], var_dir: Path) -> str | None:
     return None
 
 
+def _optional_secret(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters")
+    return value
+
+
+def _borrower_secret(env: Mapping[str, str]) -> str | None:
+    return _optional_secret(env, "HANDOFF_BORROWER_JWT_SECRET")
+
+
+def _require_borrower_token(env: Mapping[str, str]) -> bool:
+    raw = env.get("HANDOFF_REQUIRE_BORROWER_TOKEN", "false").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"HANDOFF_REQUIRE_BORROWER_TOKEN must be true or false, got {raw!r}")
+    required = raw in ("true", "1", "yes")
+    if required and not _borrower_secret(env):
+        raise ConfigError(
+            "HANDOFF_REQUIRE_BORROWER_TOKEN needs HANDOFF_BORROWER_JWT_SECRET to check tokens"
+        )
+    return required
+
+
 def _db_url(value: str) -> str:
     if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
         raise ConfigError(f"HANDOFF_DB_URL must be a sqlite or postgresql URL, got {value!r}")
@@ -215,18 +255,65 @@ def _db_url(value: str) -> str:
     return value
 
 
-def _rate(env: Mapping[str, str], name: str, default: str) -> RateLimit:
-    raw = _str(env, name, default)
+def _rate(env: Mapping[str, str], name: str, default: str | RateLimit) -> RateLimit:
+    """`count/seconds` or `count/seconds/burst` from the environment, else the default."""
+    if isinstance(default, RateLimit) and env.get(name) is None:
+        return default
+    raw = _str(env, name, default if isinstance(default, str) else "")
     try:
-        count_s, seconds_s = raw.split("/")
-        count, seconds = int(count_s), float(seconds_s)
+        parts = raw.split("/")
+        if len(parts) not in (2, 3):
+            raise ValueError(raw)
+        count, seconds = int(parts[0]), float(parts[1])
+        burst = int(parts[2]) if len(parts) == 3 else None
     except ValueError:
         raise ConfigError(
-            f"{name} must look like '20/60' (messages/seconds), got {raw!r}"
+            f"{name} must look like '20/60' or '20/60/5' (messages/seconds[/burst]), got {raw!r}"
         ) from None
-    if count < 1 or seconds <= 0:
-        raise ConfigError(f"{name} needs a positive count and window, got {raw!r}")
-    return RateLimit(count, seconds)
+    if count < 1 or seconds <= 0 or (burst is not None and burst < 1):
+        raise ConfigError(f"{name} needs a positive count, window and burst, got {raw!r}")
+    return RateLimit(count, seconds, burst)
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """The `limits` section of config/handoff.yml (defaults below when absent)."""
+
+    max_message_chars: int = 2000
+    borrower_rate: RateLimit = RateLimit(20, 60.0, 5)
+
+
+def _file_limits(path: Path) -> FileLimits:
+    """Read `limits` from the policy file. A missing file gives the defaults (Policy.load
+    reports it); a malformed section fails loudly."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError:
+        return FileLimits()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    section = raw.get("limits") if isinstance(raw, dict) else None
+    if section is None:
+        return FileLimits()
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: limits must be a mapping")
+    unknown = set(section) - {"max_message_chars", "borrower_burst", "borrower_per_minute"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys in limits: {sorted(unknown)}")
+
+    def positive(key: str, default: int, high: int) -> int:
+        value = section.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise ConfigError(f"{path}: limits.{key} must be an integer 1..{high}")
+        return value
+
+    defaults = FileLimits()
+    per_minute = positive("borrower_per_minute", defaults.borrower_rate.count, 10_000)
+    burst = positive("borrower_burst", defaults.borrower_rate.burst or per_minute, 10_000)
+    return FileLimits(
+        max_message_chars=positive("max_message_chars", defaults.max_message_chars, 100_000),
+        borrower_rate=RateLimit(per_minute, 60.0, burst),
+    )
 
 
 def parse_service_hours(raw: str, tz_name: str) -> ServiceHours:

@@ -51,7 +51,8 @@ for port in "$ACTION_PORT" "$RASA_PORT"; do
 done
 
 echo "==> starting action server on 127.0.0.1:$ACTION_PORT (log: var/log/actions.log)"
-SANIC_HOST=127.0.0.1 "$PY" -m rasa_sdk --actions actions -p "$ACTION_PORT" >var/log/actions.log 2>&1 &
+# 120 s keep-alive: see tests/stack.py (a model switch stalls Rasa longer than Sanic's 5 s).
+SANIC_KEEP_ALIVE_TIMEOUT=120 SANIC_HOST=127.0.0.1 "$PY" -m rasa_sdk --actions actions -p "$ACTION_PORT" >var/log/actions.log 2>&1 &
 pids+=($!)
 wait_for "action server" "http://127.0.0.1:$ACTION_PORT/health" 60 var/log/actions.log
 

@@ -77,7 +77,10 @@ def start_action_server(workdir: Path, loan_db_url: str) -> Service:
     log = workdir / "actions.log"
     process = _spawn(
         [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
-        {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": loan_db_url},
+        # rasa-sdk 3.6 keeps Sanic's 5 s keep-alive; Rasa opens a connection, and if its loop
+        # then stalls (loading a model on PUT /model) the action server closes it before the
+        # request is written: the turn loses its reply. Later rasa-sdk uses 120 s (PR #1047).
+        {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": loan_db_url, "SANIC_KEEP_ALIVE_TIMEOUT": "120"},
         log,
     )
     service = Service("action server", process, f"http://127.0.0.1:{port}", log)

@@ -3,10 +3,17 @@
 Why `BEGIN IMMEDIATE` on SQLite: a deferred transaction that reads and then writes can fail
 with "database is locked" when another writer got in between; taking the write lock up front
 makes concurrent writers queue (busy_timeout) instead. Read-only work uses `read()`.
+
+Outages: a database that cannot be reached (PostgreSQL restarting, a dropped connection)
+surfaces as `StoreUnavailable` from `write()`/`read()`, so callers send a clear error and
+nothing counts as stored. `pool_pre_ping` replaces dead pooled connections on the next
+checkout, so the gateway recovers by itself once the database is back (docs/gateway.md,
+"Faults").
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,13 +21,14 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from handoff.errors import ConfigError
+from handoff.errors import ConfigError, StoreUnavailable
 from handoff.store.schema import metadata
 
 _READ_OPTION = "handoff_read_only"
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -38,19 +46,22 @@ class Store:
             metadata.create_all(self.engine)
 
     def _make_engine(self, parsed: Any) -> Engine:
+        # hide_parameters: a database error's text (which ends up in logs and tracebacks) must
+        # not carry the message texts it was inserting, personal numbers and all.
         if not self.is_sqlite:
-            return create_engine(parsed, future=True, pool_pre_ping=True)
+            return create_engine(parsed, future=True, pool_pre_ping=True, hide_parameters=True)
         database = parsed.database
         in_memory = not database or database == ":memory:"
         if in_memory:
             engine = create_engine(
-                parsed, future=True, poolclass=StaticPool,
+                parsed, future=True, poolclass=StaticPool, hide_parameters=True,
                 connect_args={"check_same_thread": False},
             )
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(
-                parsed, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+                parsed, future=True, hide_parameters=True,
+                connect_args={"check_same_thread": False, "timeout": 30},
             )
 
         @event.listens_for(engine, "connect")
@@ -76,16 +87,32 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A read-write transaction; commits on success, rolls back on any exception."""
-        with self.engine.begin() as conn:
+        with unavailable_as_error(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (no write lock on SQLite)."""
-        with self.engine.connect() as conn:
+        with unavailable_as_error(), self.engine.connect() as conn:
             conn.execution_options(**{_READ_OPTION: True})
             with conn.begin():
                 yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def unavailable_as_error() -> Iterator[None]:
+    """Connection-level database failures → StoreUnavailable (constraint errors and bugs
+    pass through unchanged: those are not outages)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("database unavailable: %s", exc.orig)
+        raise StoreUnavailable(f"database unavailable: {exc.orig!r}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            log.warning("database connection lost: %s", exc.orig)
+            raise StoreUnavailable(f"database connection lost: {exc.orig!r}") from exc
+        raise

@@ -26,7 +26,20 @@ let typingTimer = null;
 let typingSent = false;
 let agentTypingTimer = null;
 
-const socket = io("/", { transports: ["websocket", "polling"] });
+// A lender's app that knows the borrower opens this page as /#token=<signed borrower token>
+// (docs/gateway.md): the fragment never reaches a server or its logs. Kept for this tab only.
+const TOKEN_KEY = "loanbot.chat.token";
+const hashToken = new URLSearchParams(window.location.hash.slice(1)).get("token");
+if (hashToken) {
+  sessionStorage.setItem(TOKEN_KEY, hashToken);
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+}
+const borrowerToken = sessionStorage.getItem(TOKEN_KEY);
+
+const socket = io("/", {
+  transports: ["websocket", "polling"],
+  auth: borrowerToken ? { token: borrowerToken } : {},
+});
 
 function scrollDown() {
   log.scrollTop = log.scrollHeight;
@@ -354,6 +367,17 @@ socket.on("connect", () => {
   const request = { session_id: sessionId || null };
   if (sessionId && lastSeq > 0) request.last_seq = lastSeq;
   socket.emit("session_request", request, (ack) => {
+    if (ack && ack.code === "identity_mismatch" && sessionId) {
+      // The stored conversation belongs to another login: start a new one for this borrower.
+      localStorage.removeItem(SESSION_KEY);
+      sessionId = null;
+      lastSeq = 0;
+      resetConversation();
+      socket.emit("session_request", { session_id: null }, (again) => {
+        if (again && again.ok) sessionReady();
+      });
+      return;
+    }
     if (!ack || !ack.ok) return;
     if (ack.created && ack.session_id !== sessionId) {
       // A new conversation: forget the old one's seqs and screen.
@@ -371,6 +395,15 @@ function sessionReady() {
   document.body.dataset.session = "ready";
   while (waiting.length) send(...waiting.shift());
 }
+
+socket.on("connect_error", (err) => {
+  // A refused borrower token (expired, invalid): say so instead of retrying silently.
+  if (err && err.data && err.data.code === "auth_failed") {
+    connBadge.dataset.state = "offline";
+    connBadge.textContent = err.message || "身份验证失败";
+    notice(err.message || "身份验证失败，请重新登录后再咨询");
+  }
+});
 
 socket.on("disconnect", () => {
   ready = false;

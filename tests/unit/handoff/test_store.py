@@ -4,6 +4,7 @@ idempotent client_msg_id, strictly increasing seq, and the atomic claim under a 
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from handoff.errors import AlreadyClaimed, CapacityReached, ConflictError
+from handoff.errors import AlreadyClaimed, CapacityReached, ConflictError, StoreUnavailable
 from handoff.model import HandoffSignal
 from handoff.policy import Policy
 from handoff.service import HandoffService
@@ -245,4 +246,19 @@ def test_full_flow_on_postgres(pg_url: str, tmp_path: Path, policy: Policy) -> N
     assert service.login("wang", PASSWORD).agent.skills == ("fraud", "general")
     with store.read() as conn:
         assert repo.recent_handle_seconds(conn) == [120.0]
+    store.dispose()
+
+
+
+def test_an_unreachable_database_is_store_unavailable() -> None:
+    """Connection failures become StoreUnavailable: a clear error for the client, and a
+    HandoffError the transport already knows how to send (docs/gateway.md, "Faults")."""
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/none", create_tables=False)
+    for transaction in (store.write, store.read):
+        with pytest.raises(StoreUnavailable) as caught, transaction() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert caught.value.to_dict()["code"] == "store_unavailable"
     store.dispose()

@@ -49,6 +49,24 @@ def test_healthz() -> None:
     assert headers["content-type"].startswith("application/json")
 
 
+def test_readyz_names_the_dependency_that_is_down(tmp_path: Any) -> None:
+    from handoff import health
+    from handoff.store import Store
+
+    class DownRedis:
+        async def ping(self) -> bool:
+            raise ConnectionError("refused")
+
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    up = asyncio.run(health.readiness(store, socketio.AsyncManager()))
+    assert up == (True, {"status": "ready", "database": "ok", "redis": "not_used"})
+    down = asyncio.run(health.readiness(store, SimpleNamespace(redis=DownRedis())))
+    assert down == (False, {"status": "unavailable", "database": "ok", "redis": "unavailable"})
+    gone = Store("postgresql+psycopg2://postgres@127.0.0.1:9/none", create_tables=False)
+    assert asyncio.run(health.readiness(gone, None))[1]["database"] == "unavailable"
+    store.dispose()
+
+
 def test_index_is_served_as_html() -> None:
     status, headers, body = request("GET", "/")
     assert status == 200

@@ -108,12 +108,36 @@ def test_dashboard_json_for_a_period(gateway: Gateway) -> None:
 
 def test_metrics_is_prometheus_text(gateway: Gateway) -> None:
     gateway.service.open_session(None, "u1")
-    status, head, body = call(gateway, "/metrics")
+    status, head, body = call(gateway, "/metrics",
+                              headers={"Authorization": f"Bearer {token(gateway, 'boss')}"})
     assert status == 200
     assert head["content-type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
     assert "# TYPE loanbot_conversations_total counter" in text
     assert "loanbot_conversations_total 1" in text.splitlines()
+
+
+def test_metrics_needs_a_supervisor_or_the_scraper_token(tmp_path: Path) -> None:
+    scraper = secrets.token_urlsafe(40)
+    gw = build_gateway(Settings.from_env({
+        "HANDOFF_DB_URL": f"sqlite:///{tmp_path / 'm.sqlite'}", "HANDOFF_VAR_DIR": str(tmp_path),
+        "HANDOFF_SECRET": secrets.token_urlsafe(40), "HANDOFF_RASA_URL": "http://127.0.0.1:9",
+        "HANDOFF_METRICS_TOKEN": scraper,
+    }))
+    try:
+        gw.service.create_agent("gina", "小王", PASSWORD, ["general"])
+        status, _, body = call(gw, "/metrics")
+        assert status == 401 and json.loads(body)["code"] == "auth_failed"
+        for bad in ("forged", scraper + "x", scraper[:-1]):
+            status, _, _ = call(gw, "/metrics", headers={"Authorization": f"Bearer {bad}"})
+            assert status == 401, bad
+        status, _, body = call(gw, "/metrics",
+                               headers={"Authorization": f"Bearer {token(gw, 'gina')}"})
+        assert status == 403 and json.loads(body)["code"] == "forbidden"
+        status, _, body = call(gw, "/metrics", headers={"Authorization": f"Bearer {scraper}"})
+        assert status == 200 and b"loanbot_conversations_total" in body
+    finally:
+        gw.store.dispose()
 
 
 @pytest.mark.parametrize("path", ["/", "/agent/", "/dashboard/", "/webchat.html"])

@@ -1,0 +1,147 @@
+"""Faults of the real bot: the action server killed (Rasa swallows the failed action and
+answers nothing) and Rasa killed mid-conversation, each restarted on the same port. The
+borrower is told politely and handed to a human; after the restart the bot answers again;
+every message is stored once and in order.
+
+Both tests borrow the session's bot stack and always restart what they killed (in `finally`),
+so later system tests find it as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from handoff.app import build_gateway
+from handoff.service import Texts
+from handoff.settings import Settings
+from tests.integration.conftest import Client, GatewayServer, ShiftableClock, add_agents
+from tests.integration.fake_rasa import free_port
+from tests.integration.talk import Talk, agent_socket, ok, queue_and_claim
+from tests.stack import ROOT, BotStack, Service, _spawn, _wait_until_up
+
+pytestmark = [pytest.mark.needs_model, pytest.mark.integration, pytest.mark.anyio]
+
+BOT_WAIT = 30.0
+RATE_QUESTION = "你们的贷款利率是多少"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def gateway(bot: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
+    environ = {
+        "HANDOFF_DB_URL": f"sqlite:///{tmp_path / 'handoff.sqlite'}",
+        "HANDOFF_VAR_DIR": str(tmp_path),
+        "HANDOFF_SECRET": secrets.token_urlsafe(40),
+        "HANDOFF_RASA_URL": bot.rasa.url,
+        "HANDOFF_RASA_TOKEN": bot.rasa_token,
+        "HANDOFF_RASA_TIMEOUT": "30",
+        "HANDOFF_SERVICE_HOURS": "00:00-23:59",
+        "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
+    }
+    gateway = build_gateway(Settings.from_env(environ), clock=ShiftableClock())
+    add_agents(gateway)
+    server = GatewayServer(gateway, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def made() -> AsyncIterator[list[Client]]:
+    clients: list[Client] = []
+    yield clients
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+def kill(service: Service) -> None:
+    """SIGKILL: a crash, no shutdown hooks."""
+    service.process.send_signal(signal.SIGKILL)
+    service.process.wait(10)
+
+
+def respawn(service: Service, env: dict[str, str], health_path: str,
+            seconds: float) -> Service:
+    """The same command again, so the same port, model and databases."""
+    log = service.log.with_name(f"{service.log.stem}-restarted.log")
+    process = _spawn([str(a) for a in service.process.args], env, log)
+    again = Service(service.name, process, service.url, log)
+    _wait_until_up(again, f"{again.url}{health_path}", seconds)
+    return again
+
+
+def not_unavailable(data: dict) -> bool:
+    return bool(data.get("text")) and data.get("text") != Texts.BOT_UNAVAILABLE
+
+
+async def test_action_server_down_is_told_politely_then_answers_after_restart(
+    bot: BotStack, gateway: GatewayServer, made: list[Client]
+) -> None:
+    talk = Talk(made, wait=BOT_WAIT)
+    await talk.open(gateway.url)
+    kill(bot.actions)
+    try:
+        ok(await talk.say(RATE_QUESTION))  # Rasa is up; its custom action cannot run
+        await talk.wait_for("bot_uttered", lambda d: d.get("text") == Texts.BOT_UNAVAILABLE)
+        await talk.wait_for("status", lambda s: s.get("state") == "queued")
+        view = gateway.gateway.service.session(str(talk.session_id))
+        assert view.reason == "bot_unavailable"
+    finally:
+        bot.actions = await asyncio.to_thread(  # off the loop: sockets keep their pings
+            respawn, bot.actions, {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": bot.loan_db_url},
+            "/health", 90)
+
+    again = Talk(made, wait=BOT_WAIT)
+    await again.open(gateway.url)
+    ok(await again.say(RATE_QUESTION))
+    answer = await again.wait_for("bot_uttered", not_unavailable)  # the action ran again
+    assert answer["metadata"]["sender"] == "bot"
+    assert gateway.gateway.service.session(str(again.session_id)).state == "bot"
+    db = gateway.gateway.settings.db_url
+    await talk.check(db)
+    await again.check(db)
+
+
+async def test_rasa_killed_mid_conversation_hands_off_then_answers_after_restart(
+    bot: BotStack, gateway: GatewayServer, made: list[Client]
+) -> None:
+    talk = Talk(made, wait=BOT_WAIT)
+    await talk.open(gateway.url)
+    ok(await talk.say(RATE_QUESTION))
+    await talk.wait_for("bot_uttered", not_unavailable)
+    kill(bot.rasa)
+    try:
+        ok(await talk.say("那还款方式有哪些"))
+        await talk.wait_for("bot_uttered", lambda d: d.get("text") == Texts.BOT_UNAVAILABLE)
+        await talk.wait_for("status", lambda s: s.get("state") == "queued")
+    finally:
+        bot.rasa = await asyncio.to_thread(respawn, bot.rasa, {}, "/", 240)
+
+    # A human takes over, then gives the borrower back to the restarted bot.
+    alice = await agent_socket(gateway.url, "alice", made)
+    ok(await alice.call("claim", {"session_id": talk.session_id}))
+    await talk.wait_for("status", lambda s: s.get("state") == "assigned")
+    ok(await alice.call("close", {"session_id": talk.session_id,
+                                  "disposition": "return_to_bot"}))
+    await talk.wait_for("status", lambda s: s.get("state") == "bot")
+    ok(await talk.say(RATE_QUESTION))
+    answer = await talk.wait_for("bot_uttered", lambda d: not_unavailable(d)
+                                 and d["metadata"].get("sender") == "bot")
+    assert answer["metadata"]["seq"] > 0
+    # And a second handoff still works after all that.
+    await queue_and_claim(talk, alice)
+    await talk.check(gateway.gateway.settings.db_url)
