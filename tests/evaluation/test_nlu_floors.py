@@ -40,9 +40,10 @@ def test_every_sensitive_intent_is_recalled(results: dict[str, EvaluationResult]
 
 @pytest.mark.needs_model
 def test_intent_accuracy_floor(results: dict[str, EvaluationResult]) -> None:
-    """Gated on the development split only: DIET training is reproducible (docs/nlu.md), and
-    dev accuracy is 0.97 against the 0.92 floor; the blind split's 0.93 is 3 examples above the
-    floor, so any data change could move it across; it is reported by `make eval`."""
+    """Gated on the development split only: DIET training is reproducible (docs/nlu.md) and dev
+    accuracy is 0.974 against the 0.92 floor. The blind split measured 0.919-0.933 as two
+    training lines changed, so gating it would flip with ordinary data changes; `make eval`
+    reports it."""
     assert results["dev"].intent_accuracy >= INTENT_ACCURACY_FLOOR, format_result(results["dev"])
 
 
