@@ -1,8 +1,13 @@
-"""Evaluate the NLU model on the held-out split and check it against the release floors.
+"""Evaluate the NLU model on the held-out splits and check them against the release floors.
 
-Runs Rasa's own `rasa test nlu` (per-intent report, confusion-matrix PNG, error list, entity
-reports) and reads its JSON reports back, so the numbers a trainer sees in reports/ are the
-numbers the tests assert on.
+Two splits, both never trained on (tests/unit/bot/test_nlu_splits.py checks for duplicates):
+- `dev`   (tests/nlu): its errors have guided training-data work, so it flatters the model;
+- `blind` (tests/nlu_blind): written before the tuning it measures, errors not inspected.
+
+Runs Rasa's own `rasa test nlu` per split (per-intent report, confusion-matrix PNG, error list,
+entity reports) and reads its JSON reports back, so the numbers a trainer sees in reports/ are
+the numbers the tests assert on. Note that Rasa's evaluation undoes FallbackClassifier
+predictions (`undo_fallback_prediction`): accuracy is the classifier's own top intent.
 """
 
 from __future__ import annotations
@@ -20,6 +25,16 @@ import yaml
 from bot.training import ROOT, ModelPaths
 
 HELD_OUT_DIR = ROOT / "tests" / "nlu"
+BLIND_DIR = ROOT / "tests" / "nlu_blind"
+# split name -> (examples, report directory name under --out)
+SPLITS: dict[str, tuple[Path, str]] = {
+    "dev": (HELD_OUT_DIR, "nlu"),
+    "blind": (BLIND_DIR, "nlu_blind"),
+}
+# The split whose floors decide the exit status of `make eval` (and CI): 20 examples per
+# sensitive intent. The blind split (10 per intent, so one miss is a recall of 0.9) is
+# reported with the same floors but does not gate; docs/nlu.md gives the measured numbers.
+GATING_SPLIT = "dev"
 HANDOFF_POLICY = ROOT / "config" / "handoff.yml"
 ENTITY_EXTRACTOR = "LoanEntityExtractor"
 
@@ -113,10 +128,23 @@ def format_result(result: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
-def evaluate(out_dir: Path, model: Path | None = None) -> EvaluationResult:
+def evaluate(
+    out_dir: Path, model: Path | None = None, held_out: Path = HELD_OUT_DIR
+) -> EvaluationResult:
     model = model or ModelPaths(ROOT / "models").model
-    run_rasa_test_nlu(model, out_dir)
+    run_rasa_test_nlu(model, out_dir, held_out)
     return read_result(out_dir)
+
+
+def evaluate_splits(out_root: Path, model: Path | None = None) -> dict[str, EvaluationResult]:
+    """Evaluate every split in SPLITS; each writes its reports and summary.txt."""
+    results = {}
+    for name, (held_out, report_dir) in SPLITS.items():
+        out_dir = out_root / report_dir
+        result = evaluate(out_dir, model, held_out)
+        (out_dir / "summary.txt").write_text(format_result(result) + "\n", encoding="utf-8")
+        results[name] = result
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "reports"))
     parser.add_argument("--model", default=None)
     args = parser.parse_args(argv)
-    result = evaluate(Path(args.out) / "nlu", Path(args.model) if args.model else None)
-    summary = format_result(result)
-    (Path(args.out) / "nlu" / "summary.txt").write_text(summary + "\n", encoding="utf-8")
-    print(summary)
-    return 0 if result.passed else 1
+    results = evaluate_splits(Path(args.out), Path(args.model) if args.model else None)
+    for name, result in results.items():
+        held_out, report_dir = SPLITS[name]
+        role = "gates the exit status" if name == GATING_SPLIT else "reported, not gating"
+        print(f"== {name} split ({held_out.relative_to(ROOT)}, {len(result.intent_recall)} "
+              f"intents; reports in {args.out}/{report_dir}; {role})")
+        print(format_result(result))
+    return 0 if results[GATING_SPLIT].passed else 1
 
 
 if __name__ == "__main__":

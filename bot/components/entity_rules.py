@@ -1,8 +1,12 @@
 """Rule-based extraction of loan entities from (normalised) Chinese text, without Rasa.
 
-Everything works on character offsets of the text, never on word tokens: annotated spans must
-match exactly (`docs/contracts.md`), and jieba often glues a number's unit to the next word
-(借/5/万一/年, 20/万分/36/期), so any token-aligned matcher would widen or lose spans.
+Matching is done by spaCy: a `spacy.blank("zh")` pipeline with the character segmenter (every
+character is a token, so every annotated span is a token span; jieba glues a number's unit to
+the next word, 借/5/万一/年, 20/万分/36/期, which would widen or lose spans), token patterns for
+spaCy's `Matcher` (IS_DIGIT, ORTH IN [...], REGEX, SPACY) and an `EntityRuler` for lexicon
+phrases. Chinese numerals become numbers with cn2an. What spaCy's patterns cannot say (they
+have no look-around) is checked on the characters around a match: the conditions a regular
+expression would write as `(?<!\\d)` or `(?![A-Za-z0-9])`, and which words make a number money.
 
 Stages run from the most to the least specific format; every accepted span is masked so that
 no character is extracted twice and a later, looser rule (a bare amount) cannot take the digits
@@ -10,7 +14,7 @@ of an earlier, stricter one (a phone number):
 
 1. application_id, phone, id_last6, phone_last4 (explicit formats and cue words);
 2. dates and clock times (masked only, so 2026-11-23 is not an amount);
-3. lexicon phrases (repayment_method, product), longest first;
+3. lexicon phrases (repayment_method, product), longest first (EntityRuler);
 4. term (number + 期/个月/年/年半, 半年);
 5. amount (number + magnitude 万/千/百/k/w; or a number before 元/块; or a bare integer of 3-9
    digits after a money word such as 借/还/扣/额度).
@@ -21,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
@@ -31,6 +35,7 @@ from typing import Any
 from bot.text import normalise
 
 Entity = dict[str, Any]
+Pattern = list[dict[str, Any]]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LEXICON_PATH = ROOT / "data" / "dictionaries" / "lexicon.yml"
@@ -38,51 +43,42 @@ DEFAULT_LEXICON_PATH = ROOT / "data" / "dictionaries" / "lexicon.yml"
 MAX_TERM_MONTHS = 600  # 50 years: anything longer is a date or noise, not a loan term
 MAX_AMOUNT = 10**10
 _MAX_NUMBER_CHARS = 24
+_MAX_DIGITS = 11  # MAX_AMOUNT has 11 digits; a longer run is an ID or card number
+_MAX_CN_CHARS = 12
 _MASK = "\x00"  # normalise() never leaves NUL in text, so it cannot collide
 
-# --- explicit formats ------------------------------------------------------------------------
-_APPLICATION_ID = re.compile(r"(?<![A-Za-z0-9])[Ll][Nn]\d{11}(?!\d)")
-_PHONE = re.compile(r"(?:(?<=86)|(?<!\d))1[3-9]\d{9}(?!\d)")
-_PHONE_SEPARATED = re.compile(r"(?:(?<=86)|(?<!\d))1[3-9]\d[- ]\d{4}[- ]\d{4}(?!\d)")
-_FILL = r"(?:[是为:=\s]|号码|号|的){0,4}"
-_ID_VALUE = r"\d{5}[\dXx](?![\dA-Za-z])"
-_P4_VALUE = r"\d{4}(?![\dA-Za-z])"
-_ID_AFTER_CUE = re.compile(r"(?:最后|后|末)(?:六|6)(?:位|码)?" + _FILL + "(" + _ID_VALUE + ")")
-_ID_WITH_X = re.compile(r"(?<![\dA-Za-z])\d{5}[Xx](?![\dA-Za-z])")
-_P4_AFTER_CUE = re.compile(
-    r"(?:尾号|尾数|(?:最后|后|末)(?:四|4)(?:位|码)?)" + _FILL + "(" + _P4_VALUE + ")"
-)
-_P4_BEFORE_CUE = re.compile(r"(?<![\dA-Za-z])(\d{4})\s*(?=尾号|尾数)")
-# A bare answer to the verification form (annotated so in the NLU data; see docs/nlu.md).
-_STANDALONE_P4 = re.compile(r"\s*(\d{4})\s*")
-_STANDALONE_ID = re.compile(r"\s*(\d{5}[\dXx])\s*")
-
-# --- dates and times (masked, never extracted) ----------------------------------------------
-_DATE_TIME = re.compile(
-    r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}[日号]?"
-    r"|\d{1,2}月\d{1,2}[日号]"
-    r"|\d{1,2}:\d{2}(?::\d{2})?"
-)
-
-# --- numbers ---------------------------------------------------------------------------------
+# --- token specs (one token = one character) -------------------------------------------------
 _CN_DIGITS = "零〇一二两三四五六七八九"
-_CN_NUM = f"[{_CN_DIGITS}十][{_CN_DIGITS}十百千]*"
-_AR_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+_CN_NUM_CHARS = _CN_DIGITS + "十百千"
+_ASCII_DIGITS = "0123456789"
+DIGIT: dict[str, Any] = {"IS_DIGIT": True, "IS_ASCII": True}
+CN_START: dict[str, Any] = {"ORTH": {"IN": list(_CN_DIGITS + "十")}}
+CN_CHAR: dict[str, Any] = {"ORTH": {"IN": list(_CN_NUM_CHARS)}}
+CN_ONE_TO_NINE: dict[str, Any] = {"ORTH": {"IN": list("一二两三四五六七八九")}}
+THOUSAND: dict[str, Any] = {"ORTH": {"IN": ["千", "k", "K"]}}
+MAGNITUDE: dict[str, Any] = {"ORTH": {"IN": ["万", "亿", "w", "W"]}}
+# Between a cue (尾号, 后六位) and its value: 是 / 为 / : / = / 号码 / 的 / spaces.
+FILL: dict[str, Any] = {"TEXT": {"REGEX": r"^(?:[是为:=号码的]|\s+)$"}, "OP": "?"}
 
-_TERM = re.compile(
-    rf"(?<![第\dA-Za-z{_CN_DIGITS}十])(?<!\d[.,])"
-    rf"(?P<num>\d{{1,3}}(?:\.\d+)?|[{_CN_DIGITS}十]{{1,4}})"
-    r"(?P<unit>个月|年半|年(?!化)|期)"
-    rf"|(?<![\d{_CN_DIGITS}十])(?P<half>半年)(?!化)"
-)
 
-_PART = rf"(?:{_AR_NUM}|{_CN_NUM})(?:[千kK](?:\d(?![\d.])|[一二两三四五六七八九](?![十百千]))?|百)?"
-_TAIL = rf"(?:\d{{1,4}}[千kK百]|\d(?![\d.])|{_CN_NUM})"
-_AMOUNT = re.compile(
-    rf"(?<![A-Za-z0-9{_CN_DIGITS}十百千])(?<!\d[.,])(?P<expr>{_PART}(?:[万亿wW](?:{_TAIL})?)?)"
-    r"(?![A-Za-z0-9])"
-)
-_MAGNITUDE = re.compile(r"[万亿wW千kK百]")
+def _one_of(chars: str) -> dict[str, Any]:
+    return {"ORTH": {"IN": list(chars)}}
+
+
+def _literal(text: str) -> Pattern:
+    return [{"ORTH": ch} for ch in text]
+
+
+def _run(spec: dict[str, Any], least: int, most: int) -> Pattern:
+    """`least` to `most` repetitions (spaCy 3.4 has no {m,n} quantifier)."""
+    return [dict(spec)] * least + [{**spec, "OP": "?"}] * (most - least)
+
+
+def _digits(count: int) -> Pattern:
+    return [dict(DIGIT)] * count
+
+
+# --- context (what token patterns cannot express) --------------------------------------------
 _CURRENCY_AFTER = re.compile(r"\s?(?:元|块|圆|人民币|rmb|RMB)")
 _NOT_MONEY_AFTER = re.compile(
     r"(?:期|个|年(?![化息利])|月(?![供息利])|天|日(?![息利])|号|点|分钟|小时|周|岁|次|位|张|家|人"
@@ -97,6 +93,158 @@ _MONEY_CUE = re.compile(
 _RANGE_AFTER = re.compile(r"\s?[-~到至]\s?\d")
 _CLAUSE_BREAK = re.compile(r"[,.!?;。！？；、]")
 _CUE_WINDOW = 5
+# Longer numeral runs cannot be any entity (more digits than MAX_AMOUNT or a phone number, a
+# Chinese numeral longer than any amount): masked before matching.
+_OVERLONG_NUMERAL = re.compile(r"\d{25,}|[零〇一二两三四五六七八九十百千]{13,}")
+_ASCII_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _tight(pattern: Pattern) -> Pattern:
+    """No space inside a match: tokens are characters, and spaCy keeps a single space as the
+    previous token's `whitespace_`, not as a token. Only a token with a required token after
+    it is constrained (one that may end the match may have a space after it); matches that end
+    in optional tokens are checked for spaces in `_candidates`."""
+    required_after = [
+        any(spec.get("OP") not in ("?", "*") for spec in pattern[i + 1 :])
+        for i in range(len(pattern))
+    ]
+    return [
+        {**spec, "SPACY": False} if required_after[i] and "SPACY" not in spec else dict(spec)
+        for i, spec in enumerate(pattern)
+    ]
+
+
+def _cue(first: str, second: str) -> list[Pattern]:
+    """(最后|后|末) + one of `first`, then optionally one of `second`: 后六位, 最后4码, 末六."""
+    return [
+        [{"ORTH": "最"}, {"ORTH": "后"}, _one_of(first), {**_one_of(second), "OP": "?"}],
+        [_one_of("后末"), _one_of(first), {**_one_of(second), "OP": "?"}],
+    ]
+
+
+def _phone_separated() -> list[Pattern]:
+    patterns = []
+    for first in ("-", " "):
+        for second in ("-", " "):
+            pattern: Pattern = [{"ORTH": "1"}, _one_of("3456789"), dict(DIGIT)]
+            for separator in (first, second):
+                if separator == "-":
+                    pattern.append({"ORTH": "-"})
+                else:
+                    pattern[-1] = {**pattern[-1], "SPACY": True}
+                pattern.extend(_digits(4))
+            patterns.append(_tight(pattern))
+    return patterns
+
+
+def _amount_patterns() -> dict[str, list[Pattern]]:
+    """Number [+ 千/k/百 [+ digit]] [+ 万/亿/w [+ tail]], grouped by how the match ends.
+
+    The ending decides what may follow (see `_AMOUNT_END_OK`): a single digit after a
+    magnitude (1万2) must not be followed by another digit or a decimal point, a Chinese digit
+    after 千 not by 十/百/千. The longest valid match at a start wins (五万五千, not 五万五).
+    """
+    plain = _run(DIGIT, 1, _MAX_DIGITS)
+    decimal = [{"ORTH": "."}, *_run(DIGIT, 1, 4)]
+    numbers: list[tuple[str, Pattern]] = [("ar", plain), ("ar", plain + decimal)]
+    for groups in (1, 2, 3):
+        grouped = _run(DIGIT, 1, 3) + [{"ORTH": ","}, *_digits(3)] * groups
+        numbers += [("ar", grouped), ("ar", grouped + decimal)]
+    cn_number = [CN_START, *_run(CN_CHAR, 0, _MAX_CN_CHARS - 1)]
+    numbers.append(("cn", cn_number))
+    suffixes: list[tuple[str, Pattern]] = [
+        ("", []),
+        ("unit", [THOUSAND]),
+        ("digit", [THOUSAND, DIGIT]),
+        ("cn_digit", [THOUSAND, CN_ONE_TO_NINE]),
+        ("unit", [{"ORTH": "百"}]),
+    ]
+    tails: list[tuple[str, Pattern]] = [
+        ("", []),
+        ("unit", [MAGNITUDE]),
+        ("unit", [MAGNITUDE, *_run(DIGIT, 1, 4), _one_of("千kK百")]),
+        ("digit", [MAGNITUDE, DIGIT]),
+        ("cn", [MAGNITUDE, *cn_number]),
+    ]
+    grouped_patterns: dict[str, list[Pattern]] = {}
+    for number_end, number in numbers:
+        for suffix_end, suffix in suffixes:
+            for tail_end, tail in tails:
+                end = tail_end or suffix_end or number_end
+                grouped_patterns.setdefault(f"AMOUNT_{end}", []).append(
+                    _tight(number + suffix + tail)
+                )
+    return grouped_patterns
+
+
+def _patterns() -> dict[str, list[Pattern]]:
+    """Every Matcher pattern, by match label (one token = one character)."""
+    tail_or_count = [_one_of("尾"), _one_of("号数")]
+    fill = [dict(FILL)] * 8
+    id_value = [*_digits(5), _one_of(_ASCII_DIGITS + "Xx")]
+    p4_value = _digits(4)
+    date_sep_1, date_sep_2 = _one_of("-/.年"), _one_of("-/.月")
+    one_or_two = _run(DIGIT, 1, 2)
+    patterns: dict[str, list[Pattern]] = {
+        "APPLICATION_ID": [_tight([{"LOWER": "l"}, {"LOWER": "n"}, *_digits(11)])],
+        "PHONE": [_tight([{"ORTH": "1"}, _one_of("3456789"), *_digits(9)])],
+        "PHONE_SEPARATED": _phone_separated(),
+        "ID_AFTER_CUE": [cue + fill + _tight(id_value) for cue in _cue("六6", "位码")],
+        "ID_WITH_X": [_tight([*_digits(5), {"LOWER": "x"}])],
+        "P4_AFTER_CUE": [
+            cue + fill + _tight(p4_value) for cue in [tail_or_count, *_cue("四4", "位码")]
+        ],
+        "P4_BEFORE_CUE": [
+            _tight(p4_value) + [{"IS_SPACE": True, "OP": "?"}] + tail_or_count
+        ],
+        "P4_BARE": [_tight(p4_value)],
+        "ID_BARE": [_tight(id_value)],
+        "DATE": [
+            _tight([*_digits(4), date_sep_1, *one_or_two, date_sep_2, *one_or_two,
+                    {**_one_of("日号"), "OP": "?"}]),
+            _tight([*one_or_two, {"ORTH": "月"}, *one_or_two, _one_of("日号")]),
+            _tight([*one_or_two, {"ORTH": ":"}, *_digits(2)]),
+            _tight([*one_or_two, {"ORTH": ":"}, *_digits(2), {"ORTH": ":"}, *_digits(2)]),
+        ],
+        "TERM": [
+            _tight(number + _literal(unit))
+            for number in (
+                _run(DIGIT, 1, 3),
+                _run(DIGIT, 1, 3) + [{"ORTH": "."}, *_run(DIGIT, 1, 4)],
+                _run(CN_START, 1, 4),
+            )
+            for unit in ("个月", "年半", "年", "期")
+        ],
+        "TERM_HALF_YEAR": [_tight(_literal("半年"))],
+    }
+    patterns.update(_amount_patterns())
+    return patterns
+
+
+# Labels whose matches may contain spaces: separators (138 1234 5678) or cue fill (尾号 5678);
+# the value part of a cue match is checked on its own.
+_SPACES_ALLOWED = frozenset(
+    {"PHONE_SEPARATED", "ID_AFTER_CUE", "P4_AFTER_CUE", "P4_BEFORE_CUE"}
+)
+
+
+@lru_cache(maxsize=1)
+def _matcher() -> Any:
+    """One Matcher with every pattern, shared by all rule sets (it does not use the lexicon)."""
+    from spacy.matcher import Matcher
+
+    matcher = Matcher(_blank_chinese().vocab, validate=True)
+    for label, patterns in _patterns().items():
+        matcher.add(label, patterns)
+    return matcher
+
+
+@lru_cache(maxsize=1)
+def _blank_chinese() -> Any:
+    """spacy.blank("zh") with the character segmenter: no model, no download, no jieba."""
+    import spacy
+
+    return spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "char"}}})
 
 
 @dataclass(frozen=True)
@@ -190,15 +338,10 @@ class EntityRules:
 
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
-        alternatives = []
-        for phrase in sorted(lexicon.index, key=lambda p: (-len(p), p)):
-            escaped = re.escape(phrase)
-            if phrase.isascii():
-                escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
-            alternatives.append(escaped)
-        self._lexicon_re = (
-            re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
-        )
+        self._nlp = _blank_chinese()
+        self._matcher = _matcher()
+        self._ascii_phrases = {p for p in lexicon.index if p.isascii()}
+        self._ruler = _lexicon_ruler(lexicon)
 
     def extract(self, text: str | bytes | None) -> list[Entity]:
         """Entities in `text` with offsets into it; values as in docs/contracts.md."""
@@ -206,82 +349,214 @@ class EntityRules:
         if not norm.strip():
             return []
         found = _Found(norm)
-        self._explicit_formats(found)
-        for match in _DATE_TIME.finditer(found.masked):
-            found.mask(match.start(), match.end())
-        if self._lexicon_re is not None:
-            for match in self._lexicon_re.finditer(found.masked):
-                entity, code = self.lexicon.index[match.group(0).lower()]
-                found.add(entity, code, match.start(), match.end())
-        self._terms(found)
-        self._amounts(found)
+        for run in _OVERLONG_NUMERAL.finditer(norm):
+            found.mask(*run.span())  # never an entity; keeps the Matcher linear in the text
+        doc = self._nlp.make_doc(found.masked)
+        candidates: dict[str, list[tuple[int, int, Any]]] = {}
+        for match_id, start, end in self._matcher(doc):
+            label = self._nlp.vocab.strings[match_id]
+            if label not in _SPACES_ALLOWED and doc[start:end].text.count(" "):
+                continue
+            candidates.setdefault(label, []).append((start, end, doc[start:end]))
+        for spans in candidates.values():
+            spans.sort(key=lambda item: (item[0], -item[1]))
+        _explicit_formats(found, candidates)
+        for span in _spans(candidates, "DATE"):
+            found.mask(span.start_char, span.end_char)
+        self._lexicon(doc, found)
+        _terms(found, candidates)
+        _amounts(found, candidates)
         return sorted(found.entities, key=lambda e: e["start"])
 
-    @staticmethod
-    def _explicit_formats(found: _Found) -> None:
-        for match in _APPLICATION_ID.finditer(found.masked):
-            found.add("application_id", match.group(0).upper(), match.start(), match.end())
-        for regex in (_PHONE, _PHONE_SEPARATED):
-            for match in regex.finditer(found.masked):
-                digits = re.sub(r"\D", "", match.group(0))
-                found.add("phone", digits, match.start(), match.end())
-        for regex in (_ID_AFTER_CUE, _ID_WITH_X):
-            for match in regex.finditer(found.masked):
-                group = 1 if regex.groups else 0
-                found.add("id_last6", match.group(group).upper(), *match.span(group))
-        for regex in (_P4_AFTER_CUE, _P4_BEFORE_CUE):
-            for match in regex.finditer(found.masked):
-                found.add("phone_last4", match.group(1), *match.span(1))
-        for regex, entity in ((_STANDALONE_P4, "phone_last4"), (_STANDALONE_ID, "id_last6")):
-            whole = regex.fullmatch(found.masked)
-            if whole:
-                found.add(entity, whole.group(1).upper(), *whole.span(1))
+    def _lexicon(self, doc: Any, found: _Found) -> None:
+        """EntityRuler over the lexicon; masked characters are pre-set entities it keeps."""
+        from spacy.util import filter_spans
 
-    @staticmethod
-    def _terms(found: _Found) -> None:
-        for match in _TERM.finditer(found.masked):
-            if match.group("half"):
-                found.add("term", 6, match.start(), match.end())
+        taken = [
+            span
+            for start, end in found.taken_ranges()
+            if (span := doc.char_span(start, end, label="TAKEN", alignment_mode="expand"))
+        ]
+        doc.ents = filter_spans(taken)
+        for ent in self._ruler(doc).ents:
+            if ent.label_ == "TAKEN" or " " in ent.text:
                 continue
-            num, unit = match.group("num"), match.group("unit")
-            if unit == "期" and num == "一":
-                # 上一期 / 这一期 / 一期还多少: "one instalment", not a one-period loan.
-                continue
-            value = _parse_number(num)
-            if value is None:
-                continue
-            months = {"期": value, "个月": value, "年": value * 12, "年半": value * 12 + 6}[unit]
-            if months != months.to_integral_value() or not 1 <= months <= MAX_TERM_MONTHS:
-                continue
-            found.add("term", int(months), match.start(), match.end())
+            phrase = ent.text.lower()
+            if phrase in self._ascii_phrases and (
+                found.before(ent.start_char) in _ASCII_ALNUM
+                or found.after(ent.end_char) in _ASCII_ALNUM
+            ):
+                continue  # ASCII synonyms (debx) only as whole words
+            found.add(ent.label_, ent.ent_id_, ent.start_char, ent.end_char)
 
-    @staticmethod
-    def _amounts(found: _Found) -> None:
-        masked = found.masked
-        for match in _AMOUNT.finditer(masked):
-            start, end = match.span()
-            expr = match.group("expr")
-            after = masked[end : end + 4]
-            if _NOT_MONEY_AFTER.match(after):
+
+def _lexicon_ruler(lexicon: Lexicon) -> Any:
+    """An EntityRuler matching every lexicon phrase case-insensitively, id = canonical code."""
+    import spacy
+    from spacy.pipeline import EntityRuler
+
+    nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "char"}}})
+    ruler = nlp.add_pipe(
+        "entity_ruler", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": False}
+    )
+    assert isinstance(ruler, EntityRuler)
+    ruler.add_patterns(
+        [
+            {"label": entity, "pattern": phrase, "id": code}
+            for phrase, (entity, code) in sorted(lexicon.index.items())
+        ]
+    )
+    return ruler
+
+
+def _spans(candidates: dict[str, list[tuple[int, int, Any]]], *labels: str) -> Iterator[Any]:
+    for label in labels:
+        for _, _, span in candidates.get(label, ()):
+            yield span
+
+
+def _explicit_formats(found: _Found, candidates: dict[str, list[tuple[int, int, Any]]]) -> None:
+    def not_after_digit(span: Any) -> bool:
+        before = found.before(span.start_char)
+        return before not in _ASCII_DIGITS or found.masked[: span.start_char].endswith("86")
+
+    for span in _spans(candidates, "APPLICATION_ID"):
+        if found.before(span.start_char) not in _ASCII_ALNUM and found.after(
+            span.end_char
+        ) not in _ASCII_DIGITS:
+            found.add("application_id", span.text.upper(), span.start_char, span.end_char)
+    for span in _spans(candidates, "PHONE", "PHONE_SEPARATED"):
+        if not_after_digit(span) and found.after(span.end_char) not in _ASCII_DIGITS:
+            digits = "".join(ch for ch in span.text if ch in _ASCII_DIGITS)
+            found.add("phone", digits, span.start_char, span.end_char)
+    value_rules: list[tuple[str, str, Callable[[Any], Any], bool]] = [
+        ("ID_AFTER_CUE", "id_last6", lambda s: s[-6:], False),
+        ("ID_WITH_X", "id_last6", lambda s: s, True),
+        ("P4_AFTER_CUE", "phone_last4", lambda s: s[-4:], False),
+        ("P4_BEFORE_CUE", "phone_last4", lambda s: s[:4], True),
+    ]
+    for label, entity, value_of, free_before in value_rules:
+        for span in _spans(candidates, label):
+            value = value_of(span)
+            if free_before and found.before(value.start_char) in _ASCII_ALNUM:
                 continue
-            value = _parse_number(expr)
-            if value is None or value <= 0:
+            if label != "P4_BEFORE_CUE" and found.after(value.end_char) in _ASCII_ALNUM:
                 continue
-            if _CURRENCY_AFTER.match(after):
-                if expr == "一" and not after.startswith("块钱") and after.startswith("块"):
-                    continue  # 一块 is usually "together" (一块去), 一块钱 is money
-            elif _MAGNITUDE.search(expr):
-                if value < 100:
-                    continue
-            elif not (
-                expr.isdigit()
-                and 3 <= len(expr) <= 9
-                and (_money_cue_before(masked, start) or _RANGE_AFTER.match(after))
+            found.add(entity, value.text.upper(), value.start_char, value.end_char)
+    # A bare answer to the verification form (annotated so in the NLU data; see docs/nlu.md).
+    for label, entity in (("P4_BARE", "phone_last4"), ("ID_BARE", "id_last6")):
+        for span in _spans(candidates, label):
+            if not found.masked[: span.start_char].strip() and not found.masked[
+                span.end_char :
+            ].strip():
+                found.add(entity, span.text.upper(), span.start_char, span.end_char)
+
+
+def _terms(found: _Found, candidates: dict[str, list[tuple[int, int, Any]]]) -> None:
+    def context_ok(span: Any) -> bool:
+        before = found.before(span.start_char)
+        if not found.is_free(span.start_char, span.end_char):
+            return False
+        if span.text.endswith("年") and found.after(span.end_char) == "化":
+            return False  # 年化 is a rate
+        if span.text == "半年":
+            return before not in _ASCII_DIGITS + _CN_DIGITS + "十"
+        return not (
+            before in _ASCII_ALNUM
+            or before in "第" + _CN_DIGITS + "十"
+            or _after_number_sign(found, span.start_char)
+        )
+
+    valid = [s for s in _spans(candidates, "TERM", "TERM_HALF_YEAR") if context_ok(s)]
+    for span in _longest_per_start(valid):
+        start, end, text = span.start_char, span.end_char, span.text
+        if text == "半年":
+            found.add("term", 6, start, end)
+            continue
+        unit = next(u for u in ("个月", "年半", "年", "期") if text.endswith(u))
+        number = text[: -len(unit)]
+        if unit == "期" and number == "一":
+            # 上一期 / 这一期 / 一期还多少: "one instalment", not a one-period loan.
+            continue
+        value = _parse_number(number)
+        if value is None:
+            continue
+        months = {"期": value, "个月": value, "年": value * 12, "年半": value * 12 + 6}[unit]
+        if months != months.to_integral_value() or not 1 <= months <= MAX_TERM_MONTHS:
+            continue
+        found.add("term", int(months), start, end)
+
+
+_AMOUNT_END_OK: dict[str, Callable[[str], bool]] = {
+    "ar": lambda after: True,
+    "unit": lambda after: True,
+    "digit": lambda after: after != ".",
+    "cn_digit": lambda after: after not in "十百千",
+    "cn": lambda after: True,
+}
+
+
+def _amounts(found: _Found, candidates: dict[str, list[tuple[int, int, Any]]]) -> None:
+    valid = []
+    for ending, end_ok in _AMOUNT_END_OK.items():
+        for span in _spans(candidates, f"AMOUNT_{ending}"):
+            before, after = found.before(span.start_char), found.after(span.end_char)
+            if (
+                not found.is_free(span.start_char, span.end_char)
+                or before in _ASCII_ALNUM
+                or before in _CN_NUM_CHARS
+                or _after_number_sign(found, span.start_char)
+                or after in _ASCII_ALNUM
+                or not end_ok(after)
             ):
                 continue
-            amount = _to_int(value)
-            if 1 <= amount <= MAX_AMOUNT:
-                found.add("amount", amount, start, end)
+            valid.append(span)
+    masked = found.masked
+    for span in _longest_per_start(valid):
+        start, end, expr = span.start_char, span.end_char, span.text
+        after = masked[end : end + 4]
+        if _NOT_MONEY_AFTER.match(after):
+            continue
+        value = _parse_number(expr)
+        if value is None or value <= 0:
+            continue
+        if _CURRENCY_AFTER.match(after):
+            if expr == "一" and not after.startswith("块钱") and after.startswith("块"):
+                continue  # 一块 is usually "together" (一块去), 一块钱 is money
+        elif any(ch in "万亿wW千kK百" for ch in expr):
+            if value < 100:
+                continue
+        elif not (
+            expr.isdigit()
+            and 3 <= len(expr) <= 9
+            and (_money_cue_before(masked, start) or _RANGE_AFTER.match(after))
+        ):
+            continue
+        amount = _to_int(value)
+        if 1 <= amount <= MAX_AMOUNT:
+            found.add("amount", amount, start, end)
+
+
+def _longest_per_start(spans: Iterator[Any] | list[Any]) -> list[Any]:
+    """Like a greedy regular expression scanning left to right: at each start only the longest
+    candidate counts, and a candidate starting inside an earlier one is never tried, whether
+    the earlier one is then accepted or not."""
+    best: dict[int, Any] = {}
+    for span in spans:
+        current = best.get(span.start_char)
+        if current is None or span.end_char > current.end_char:
+            best[span.start_char] = span
+    chosen, consumed = [], 0
+    for start in sorted(best):
+        if start >= consumed:
+            chosen.append(best[start])
+            consumed = best[start].end_char
+    return chosen
+
+
+def _after_number_sign(found: _Found, start: int) -> bool:
+    """12.5 / 5,000: a match starting after a digit and a decimal point or comma is a tail."""
+    return found.before(start) in ".," and found.before(start - 1) in _ASCII_DIGITS
 
 
 def _money_cue_before(text: str, start: int) -> bool:
@@ -309,6 +584,27 @@ class _Found:
                 _MASK if taken else ch for ch, taken in zip(self.text, self._taken, strict=True)
             )
         return self._masked
+
+    def before(self, index: int) -> str:
+        """The (masked) character before `index`; NUL at the start (in no character set)."""
+        return self.masked[index - 1] if index > 0 else _MASK
+
+    def after(self, index: int) -> str:
+        """The (masked) character at `index`; NUL at the end (in no character set)."""
+        return self.masked[index] if index < len(self.text) else _MASK
+
+    def taken_ranges(self) -> list[tuple[int, int]]:
+        ranges: list[tuple[int, int]] = []
+        start = None
+        for index, taken in enumerate(self._taken):
+            if taken and start is None:
+                start = index
+            elif not taken and start is not None:
+                ranges.append((start, index))
+                start = None
+        if start is not None:
+            ranges.append((start, len(self._taken)))
+        return ranges
 
     def is_free(self, start: int, end: int) -> bool:
         return start < end and not any(self._taken[start:end])

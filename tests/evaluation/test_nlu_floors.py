@@ -1,7 +1,9 @@
-"""Release floors on the held-out split: a regression in the NLU model fails CI.
+"""Release floors on the held-out splits: a regression in the NLU model fails CI.
 
-The evaluation is Rasa's own `rasa test nlu`; the report it writes to reports/nlu is what a
-trainer reads after `make eval`.
+The evaluation is Rasa's own `rasa test nlu`; the reports it writes to reports/nlu (development
+split, tests/nlu) and reports/nlu_blind (blind split, tests/nlu_blind) are what a trainer reads
+after `make eval`. Floors gate on the development split (bot.evaluation.GATING_SPLIT); the
+blind split is held to the entity floor too, and its other numbers are reported.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from bot.evaluation import (
     INTENT_ACCURACY_FLOOR,
     SENSITIVE_RECALL_FLOOR,
     EvaluationResult,
-    evaluate,
+    evaluate_splits,
     format_result,
 )
 
@@ -23,15 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def evaluation(trained_model: Path) -> EvaluationResult:
-    out = ROOT / "reports" / "nlu"
-    result = evaluate(out, trained_model)
-    (out / "summary.txt").write_text(format_result(result) + "\n", encoding="utf-8")
-    return result
+def results(trained_model: Path) -> dict[str, EvaluationResult]:
+    return evaluate_splits(ROOT / "reports", trained_model)
 
 
 @pytest.mark.needs_model
-def test_every_sensitive_intent_is_recalled(evaluation: EvaluationResult) -> None:
+def test_every_sensitive_intent_is_recalled(results: dict[str, EvaluationResult]) -> None:
+    evaluation = results["dev"]
     assert evaluation.sensitive_intents, "config/handoff.yml lists no sensitive intents"
     for name in evaluation.sensitive_intents:
         assert name in evaluation.intent_recall, f"{name} missing from the held-out split"
@@ -39,21 +39,27 @@ def test_every_sensitive_intent_is_recalled(evaluation: EvaluationResult) -> Non
 
 
 @pytest.mark.needs_model
-def test_intent_accuracy_is_measured(evaluation: EvaluationResult) -> None:
-    """The 0.92 accuracy target is reported by `make eval` (which exits non-zero below it);
-    CI gates on the sensitive-recall and entity floors, as the NLU issue asks."""
-    assert 0.0 < evaluation.intent_accuracy <= 1.0
-    assert f"{INTENT_ACCURACY_FLOOR}" in format_result(evaluation)
+def test_intent_accuracy_floor(results: dict[str, EvaluationResult]) -> None:
+    """Gated on the development split only: DIET training is reproducible (docs/nlu.md) and dev
+    accuracy is 0.974 against the 0.92 floor. The blind split measured 0.919-0.933 as two
+    training lines changed, so gating it would flip with ordinary data changes; `make eval`
+    reports it."""
+    assert results["dev"].intent_accuracy >= INTENT_ACCURACY_FLOOR, format_result(results["dev"])
 
 
 @pytest.mark.needs_model
-def test_entity_f1_floor(evaluation: EvaluationResult) -> None:
+@pytest.mark.parametrize("split", ["dev", "blind"])
+def test_entity_f1_floor(results: dict[str, EvaluationResult], split: str) -> None:
+    evaluation = results[split]
     assert evaluation.entity_f1 is not None, format_result(evaluation)
     assert evaluation.entity_f1 >= ENTITY_F1_FLOOR, format_result(evaluation)
 
 
 @pytest.mark.needs_model
-def test_reports_for_trainers_exist(evaluation: EvaluationResult) -> None:
-    out = ROOT / "reports" / "nlu"
+@pytest.mark.parametrize("report_dir", ["nlu", "nlu_blind"])
+def test_reports_for_trainers_exist(
+    results: dict[str, EvaluationResult], report_dir: str
+) -> None:
+    out = ROOT / "reports" / report_dir
     for name in ("intent_report.json", "intent_confusion_matrix.png", "summary.txt"):
         assert (out / name).is_file(), f"missing {name}"
