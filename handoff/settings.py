@@ -100,7 +100,7 @@ class Settings:
             port=port,
             rasa_url=rasa_urls[0],
             rasa_urls=rasa_urls,
-            rasa_timeout_seconds=_float(env, "HANDOFF_RASA_TIMEOUT", 10.0, low=0.1, high=300),
+            rasa_timeout_seconds=_float(env, "HANDOFF_RASA_TIMEOUT", 30.0, low=0.1, high=300),
             secret=_secret(env, var_dir),
             token_ttl_seconds=_int(env, "HANDOFF_TOKEN_TTL", 8 * 3600, low=60, high=7 * 86400),
             grace_seconds=_int(env, "HANDOFF_GRACE_SECONDS", 30, low=0, high=3600),
