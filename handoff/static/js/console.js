@@ -4,8 +4,8 @@
 // All server data is rendered with textContent (dom.js), never as HTML.
 /* global io */
 import { el, setChildren, duration, clock, label, REASONS, INTENTS, SKILLS, SLOT_LABELS } from "./dom.js";
+import { staffLogin } from "./login.js";
 
-const TOKEN_KEY = "loanbot.agent.token";
 const SOUND_KEY = "loanbot.agent.sound";
 const $ = (id) => document.getElementById(id);
 
@@ -23,53 +23,22 @@ let typingSent = false;
 let borrowerTypingTimer = null;
 let agents = [];
 
-// --- login -----------------------------------------------------------------------------
+// --- login (login.js) -------------------------------------------------------------------
 
-async function login(username, password) {
-  const res = await fetch("/api/login", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username, password }),
-  });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.message || "登录失败");
-  return body;
-}
-
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("login-error").textContent = "";
-  try {
-    const result = await login($("login-user").value.trim(), $("login-pass").value);
-    sessionStorage.setItem(TOKEN_KEY, result.token);
-    $("login-pass").value = "";
-    start(result.token);
-  } catch (err) {
-    $("login-error").textContent = err.message;
-  }
+const auth = staffLogin({
+  tokenKey: "loanbot.agent.token",
+  viewId: "console-view",
+  onStart: start,
+  onLogout: () => {
+    if (socket) socket.emit("presence", { presence: "offline" }, () => socket.disconnect());
+  },
 });
-
-$("logout").addEventListener("click", () => {
-  if (socket) {
-    socket.emit("presence", { presence: "offline" }, () => socket.disconnect());
-  }
-  sessionStorage.removeItem(TOKEN_KEY);
-  showLogin("");
-});
-
-function showLogin(message) {
-  $("console-view").hidden = true;
-  $("login-view").hidden = false;
-  $("login-error").textContent = message || "";
-}
 
 // --- socket ----------------------------------------------------------------------------
 
 function start(token) {
   if (socket) socket.disconnect();
   socket = io("/agent", { auth: { token }, transports: ["websocket", "polling"] });
-  $("login-view").hidden = true;
-  $("console-view").hidden = false;
 
   socket.on("connect", () => {
     $("conn").dataset.state = "online";
@@ -86,8 +55,7 @@ function start(token) {
     const code = err && err.data && err.data.code;
     if (code === "auth_failed") {
       socket.disconnect();
-      sessionStorage.removeItem(TOKEN_KEY);
-      showLogin((err.data && err.data.message) || "登录已过期，请重新登录");
+      auth.expired((err.data && err.data.message) || "登录已过期，请重新登录");
     }
   });
   socket.on("hello", (hello) => {
@@ -131,8 +99,7 @@ function start(token) {
   socket.on("callbacks", (payload) => renderCallbacks(payload.callbacks || []));
   socket.on("error", (err) => {
     if (err && err.code === "auth_failed") {
-      sessionStorage.removeItem(TOKEN_KEY);
-      showLogin(err.message || "登录已过期，请重新登录");
+      auth.expired(err.message || "登录已过期，请重新登录");
     }
   });
 }
@@ -571,6 +538,5 @@ function setCallback(id, status) {
 
 // --- start -----------------------------------------------------------------------------
 
-const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) start(saved);
+auth.resume();
 renderHeld();

@@ -3,8 +3,8 @@
 // Chart.js draws labels on a canvas, so no data is ever parsed as HTML.
 /* global Chart */
 import { el, setChildren, duration, label, REASONS, SKILLS } from "./dom.js";
+import { staffLogin } from "./login.js";
 
-const TOKEN_KEY = "loanbot.dashboard.token";
 const $ = (id) => document.getElementById(id);
 const charts = {};
 let refreshTimer = null;
@@ -20,29 +20,13 @@ function setDays(days) {
   $("from").value = localInput(new Date(now.getTime() - days * 86400000));
 }
 
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("login-error").textContent = "";
-  const res = await fetch("/api/login", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: $("login-user").value.trim(), password: $("login-pass").value }),
-  });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) { $("login-error").textContent = body.message || "登录失败"; return; }
-  if (!body.agent || body.agent.role !== "supervisor") {
-    $("login-error").textContent = "仅主管可查看数据看板";
-    return;
-  }
-  sessionStorage.setItem(TOKEN_KEY, body.token);
-  $("login-pass").value = "";
-  show();
-});
-
-$("logout").addEventListener("click", () => {
-  sessionStorage.removeItem(TOKEN_KEY);
-  clearInterval(refreshTimer);
-  $("board-view").hidden = true;
-  $("login-view").hidden = false;
+const auth = staffLogin({
+  tokenKey: "loanbot.dashboard.token",
+  viewId: "board-view",
+  roles: ["supervisor"],
+  roleError: "仅主管可查看数据看板",
+  onStart: show,
+  onLogout: () => clearInterval(refreshTimer),
 });
 
 $("period-form").addEventListener("submit", (event) => { event.preventDefault(); load(); });
@@ -51,8 +35,6 @@ for (const b of document.querySelectorAll("[data-days]")) {
 }
 
 function show() {
-  $("login-view").hidden = true;
-  $("board-view").hidden = false;
   if (!$("from").value) setDays(1);
   load();
   clearInterval(refreshTimer);
@@ -60,7 +42,7 @@ function show() {
 }
 
 async function load() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
+  const token = auth.token();
   if (!token) return;
   $("board-error").textContent = "";
   const params = new URLSearchParams({
@@ -70,10 +52,7 @@ async function load() {
   const res = await fetch(`/api/dashboard?${params}`, { headers: { Authorization: `Bearer ${token}` } });
   const body = await res.json().catch(() => ({}));
   if (res.status === 401 || res.status === 403) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    $("board-view").hidden = true;
-    $("login-view").hidden = false;
-    $("login-error").textContent = body.message || "请重新登录";
+    auth.expired(body.message || "请重新登录");
     return;
   }
   if (!res.ok) { $("board-error").textContent = body.message || "加载失败"; return; }
@@ -134,4 +113,4 @@ function render(d) {
   rows($("queue").tBodies[0], Object.entries(d.queue_now.by_skill).map(([k, v]) => [label(SKILLS, k), String(v)]));
 }
 
-if (sessionStorage.getItem(TOKEN_KEY)) show();
+auth.resume();
