@@ -7,6 +7,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy.engine import Connection, Row
+
 from handoff import auth
 from handoff.errors import (
     AlreadyClaimed,
@@ -223,10 +225,7 @@ class AgentFlows(ServiceCore):
         now = self._now()
         effects: list[Effect] = []
         with self._store.write() as conn:
-            caller = repo.require_agent(conn, agent_id)
-            row = repo.require_session(conn, session_id, for_update=True)
-            if caller.role != "supervisor":
-                self._require_holder(row, agent_id)
+            row = self._session_to_act_on(conn, agent_id, session_id)
             apply(row.state, SessionEvent.TRANSFERRED)
             previous = row.agent_id
             target = None
@@ -281,10 +280,7 @@ class AgentFlows(ServiceCore):
         now = self._now()
         effects: list[Effect] = []
         with self._store.write() as conn:
-            caller = repo.require_agent(conn, agent_id)
-            row = repo.require_session(conn, session_id, for_update=True)
-            if caller.role != "supervisor":
-                self._require_holder(row, agent_id)
+            row = self._session_to_act_on(conn, agent_id, session_id)
             apply(row.state, event)
             holder = row.agent_id if row.state == SessionState.ASSIGNED.value else None
             handle = seconds_since(row.claimed_at, now) if holder else None
@@ -319,6 +315,14 @@ class AgentFlows(ServiceCore):
             effects.extend(self._queue_effects(conn, now))
             view = self._view(conn, row)
         return ActionResult(view, tuple(effects))
+
+    def _session_to_act_on(self, conn: Connection, agent_id: str, session_id: str) -> Row:
+        """The session (row-locked) an agent transfers or closes: its holder, or a supervisor."""
+        caller = repo.require_agent(conn, agent_id)
+        row = repo.require_session(conn, session_id, for_update=True)
+        if caller.role != "supervisor":
+            self._require_holder(row, agent_id)
+        return row
 
     def transcript_for_agent(self, agent_id: str, session_id: str) -> Transcript:
         """The masked transcript (incl. earlier sessions of the same identity), handoff
