@@ -12,12 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Row
 
 from handoff import queue_view
-from handoff.errors import (
-    ConflictError,
-    IdentityMismatch,
-    NotFound,
-    ValidationError,
-)
+from handoff.errors import ConflictError, IdentityMismatch, NotFound, ValidationError
 from handoff.masking import mask_text
 from handoff.model import (
     ActionResult,

@@ -9,21 +9,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Row
 
-from handoff.errors import (
-    ValidationError,
-)
-from handoff.model import (
-    ConnectResult,
-    Effect,
-    Presence,
-    ToRasaMessage,
-)
+from handoff.errors import ValidationError
+from handoff.model import ConnectResult, Effect, Presence, ToRasaMessage
 from handoff.service_core import ServiceCore
 from handoff.states import SessionState
 from handoff.store import nodes, repo
-from handoff.validation import (
-    PRESENCES,
-)
+from handoff.validation import PRESENCES
 from handoff.views import short_id
 
 log = logging.getLogger("handoff.service")
