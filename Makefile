@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make run   - set up on first use, train if needed, start bot + action server + gateway"
 	@echo "make test  - set up on first use, train if stale, lint, validate data, run every test"
-	@echo "make eval  - evaluate the NLU model on the dev and blind held-out splits (writes reports/)"
+	@echo "make eval  - evaluate the NLU model on the dev and both blind held-out splits (writes reports/)"
 	@echo "make shell - chat with the bot in the terminal (rasa shell)"
 
 setup:

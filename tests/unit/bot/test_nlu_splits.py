@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
-from bot.nlu_data import comparison_key, duplicates, read_examples
+from bot.nlu_data import Example, comparison_key, duplicates, read_examples
 
 ROOT = Path(__file__).resolve().parents[3]
 TRAINING = read_examples([ROOT / "data" / "nlu"])
 DEV = read_examples([ROOT / "tests" / "nlu"])
 BLIND = read_examples([ROOT / "tests" / "nlu_blind"])
+BLIND2 = read_examples([ROOT / "tests" / "nlu_blind2"])
 
 
 def test_held_out_splits_do_not_occur_in_training_data() -> None:
-    for split in (DEV, BLIND):
+    for split in (DEV, BLIND, BLIND2):
         found = duplicates(split, TRAINING)
         assert not found, [(e.intent, e.text, e.source.name) for e in found]
 
@@ -24,11 +26,19 @@ def test_blind_split_does_not_repeat_the_development_split() -> None:
     assert not duplicates(BLIND, DEV)
 
 
-def test_blind_split_covers_every_intent() -> None:
+def test_second_blind_split_repeats_neither_dev_nor_blind_nor_itself() -> None:
+    assert not duplicates(BLIND2, DEV)
+    assert not duplicates(BLIND2, BLIND)
+    keys = [comparison_key(e.text) for e in BLIND2]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize(("split", "minimum"), [(BLIND, 10), (BLIND2, 12)])
+def test_blind_splits_cover_every_intent(split: list[Example], minimum: int) -> None:
     domain = yaml.safe_load((ROOT / "bot" / "domain" / "nlu.yml").read_text(encoding="utf-8"))
     intents = {i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]}
-    counts = {name: sum(e.intent == name for e in BLIND) for name in intents}
-    assert all(count >= 10 for count in counts.values()), counts
+    counts = {name: sum(e.intent == name for e in split) for name in intents}
+    assert all(count >= minimum for count in counts.values()), counts
 
 
 def test_comparison_key_ignores_script_width_case_punctuation_and_emoji() -> None:
