@@ -3,7 +3,12 @@
 A missed complaint or fraud report is the costliest NLU error a lender's bot can make, and the
 statistical classifier is overconfident on short or unusual phrasings. These cue phrases,
 kept in data/dictionaries/sensitive_cues.yml where trainers and compliance staff can read and
-edit them, catch the unambiguous cases whatever the classifier says.
+edit them, catch the unambiguous cases.
+
+A cue is either a plain regular expression (it wins unless the classifier is near-certain of
+another, non-sensitive intent: 还不上 also occurs in "还不上会上征信吗") or `{always: regex}`
+(it wins over any prediction: a fraud cue inside a question the classifier is sure is
+informational is still a fraud report).
 """
 
 from __future__ import annotations
@@ -23,24 +28,34 @@ class CueConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Cue:
+    intent: str
+    pattern: re.Pattern[str]
+    always: bool = False
+
+
+@dataclass(frozen=True)
 class SensitiveCues:
     """Compiled cues, in priority order (earlier intents win)."""
 
-    rules: tuple[tuple[str, re.Pattern[str]], ...]
+    rules: tuple[Cue, ...]
 
     @classmethod
     def from_mapping(cls, raw: object) -> SensitiveCues:
         if not isinstance(raw, dict) or not raw:
             raise CueConfigError("sensitive cues must be a mapping of intent -> [regex, ...]")
-        rules: list[tuple[str, re.Pattern[str]]] = []
+        rules: list[Cue] = []
         for intent, patterns in raw.items():
             if not isinstance(intent, str) or not isinstance(patterns, list) or not patterns:
                 raise CueConfigError(f"cues for {intent!r} must be a non-empty list")
-            for pattern in patterns:
+            for entry in patterns:
+                always = isinstance(entry, dict) and set(entry) == {"always"}
+                pattern = entry["always"] if always else entry
                 if not isinstance(pattern, str) or not pattern.strip():
-                    raise CueConfigError(f"empty cue for {intent!r}")
+                    raise CueConfigError(
+                        f"cue for {intent!r} must be a regex or {{always: regex}}: {entry!r}")
                 try:
-                    rules.append((intent, re.compile(pattern)))
+                    rules.append(Cue(intent, re.compile(pattern), always))
                 except re.error as error:
                     raise CueConfigError(f"bad cue {pattern!r} for {intent!r}: {error}") from None
         return cls(tuple(rules))
@@ -49,26 +64,33 @@ class SensitiveCues:
     def from_file(cls, path: Path = DEFAULT_CUES_FILE) -> SensitiveCues:
         return cls.from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")))
 
-    def to_mapping(self) -> dict[str, list[str]]:
-        mapping: dict[str, list[str]] = {}
-        for intent, pattern in self.rules:
-            mapping.setdefault(intent, []).append(pattern.pattern)
+    def to_mapping(self) -> dict[str, list[str | dict[str, str]]]:
+        mapping: dict[str, list[str | dict[str, str]]] = {}
+        for cue in self.rules:
+            entry = {"always": cue.pattern.pattern} if cue.always else cue.pattern.pattern
+            mapping.setdefault(cue.intent, []).append(entry)
         return mapping
 
     @property
     def intents(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(intent for intent, _ in self.rules))
+        return tuple(dict.fromkeys(cue.intent for cue in self.rules))
 
-    def match(self, text: str) -> str | None:
-        """The highest-priority sensitive intent whose cue occurs in `text`, if any."""
+    def find(self, text: str) -> Cue | None:
+        """The first matching cue of the highest-priority intent (an `always` cue of that
+        intent preferred), if any."""
         if not isinstance(text, str) or not text:
             return None
         compact = re.sub(r"\s+", "", text)
         for intent in self.intents:
-            for rule_intent, pattern in self.rules:
-                if rule_intent == intent and pattern.search(compact):
-                    return intent
+            found = [c for c in self.rules if c.intent == intent and c.pattern.search(compact)]
+            if found:
+                return next((c for c in found if c.always), found[0])
         return None
+
+    def match(self, text: str) -> str | None:
+        """The highest-priority sensitive intent whose cue occurs in `text`, if any."""
+        cue = self.find(text)
+        return cue.intent if cue else None
 
 
 # The classifier keeps its own answer only when it is at least this sure of it.
@@ -86,6 +108,7 @@ def should_override(
     predicted: str | None,
     confidence: float,
     sensitive: frozenset[str] = frozenset(),
+    always: bool = False,
 ) -> bool:
     """Whether the cue's intent replaces the classifier's prediction.
 
@@ -95,5 +118,7 @@ def should_override(
     if cue_intent is None or cue_intent == predicted:
         return False
     if predicted is None or predicted in WEAK_INTENTS or predicted in sensitive:
+        return True
+    if always:
         return True
     return confidence < CLASSIFIER_TRUST

@@ -81,13 +81,14 @@ def _cues_path(config: dict[str, Any]) -> Path:
 
 
 def apply_guard(message: Message, cues: SensitiveCues) -> None:
-    cue_intent = cues.match(message.get(TEXT) or "")
-    if cue_intent is None:
+    cue = cues.find(message.get(TEXT) or "")
+    if cue is None:
         return
+    cue_intent = cue.intent
     predicted = message.get(INTENT) or {}
     name = predicted.get("name")
     confidence = float(predicted.get("confidence") or 0.0)
-    if not should_override(cue_intent, name, confidence, frozenset(cues.intents)):
+    if not should_override(cue_intent, name, confidence, frozenset(cues.intents), cue.always):
         return
     ranking: list[dict[str, Any]] = list(message.get(INTENT_RANKING_KEY) or [])
     previous = next((r for r in ranking if r.get("name") == cue_intent), None)

@@ -56,7 +56,7 @@ def test_entity_f1_floor(results: dict[str, EvaluationResult], split: str) -> No
 
 
 @pytest.mark.needs_model
-@pytest.mark.parametrize("report_dir", ["nlu", "nlu_blind", "nlu_blind2"])
+@pytest.mark.parametrize("report_dir", ["nlu", "nlu_blind", "nlu_blind2", "nlu_blind3"])
 def test_reports_for_trainers_exist(
     results: dict[str, EvaluationResult], report_dir: str
 ) -> None:

@@ -14,10 +14,11 @@ TRAINING = read_examples([ROOT / "data" / "nlu"])
 DEV = read_examples([ROOT / "tests" / "nlu"])
 BLIND = read_examples([ROOT / "tests" / "nlu_blind"])
 BLIND2 = read_examples([ROOT / "tests" / "nlu_blind2"])
+BLIND3 = read_examples([ROOT / "tests" / "nlu_blind3"])
 
 
 def test_held_out_splits_do_not_occur_in_training_data() -> None:
-    for split in (DEV, BLIND, BLIND2):
+    for split in (DEV, BLIND, BLIND2, BLIND3):
         found = duplicates(split, TRAINING)
         assert not found, [(e.intent, e.text, e.source.name) for e in found]
 
@@ -33,7 +34,14 @@ def test_second_blind_split_repeats_neither_dev_nor_blind_nor_itself() -> None:
     assert len(keys) == len(set(keys))
 
 
-@pytest.mark.parametrize(("split", "minimum"), [(BLIND, 10), (BLIND2, 12)])
+def test_third_blind_split_repeats_no_other_split_nor_itself() -> None:
+    for other in (DEV, BLIND, BLIND2):
+        assert not duplicates(BLIND3, other)
+    keys = [comparison_key(e.text) for e in BLIND3]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize(("split", "minimum"), [(BLIND, 10), (BLIND2, 12), (BLIND3, 1)])
 def test_blind_splits_cover_every_intent(split: list[Example], minimum: int) -> None:
     domain = yaml.safe_load((ROOT / "bot" / "domain" / "nlu.yml").read_text(encoding="utf-8"))
     intents = {i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]}

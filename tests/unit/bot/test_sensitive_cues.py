@@ -29,6 +29,10 @@ def cues() -> SensitiveCues:
         ("这笔借款不是我本人操作的", "report_fraud"),
         ("我想换绑一张银行卡", "change_account_info"),
         ("怎么注销账户", "change_account_info"),
+        ("中介说能帮我把逾期记录洗白", "report_fraud"),
+        ("放款前要先交解冻费才能到账", "report_fraud"),
+        ("我要去消协告你们", "complaint"),
+        ("我换号了", "change_account_info"),
         (normalise("有人冒充客服騙我，我被騙了"), "report_fraud"),
     ],
 )
@@ -38,7 +42,8 @@ def test_cues_fire(cues: SensitiveCues, text: str, intent: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["信用贷利率多少", "你是真人客服吗", "有没有砍头息", "借5万分12期每月还多少", "", "人"],
+    ["信用贷利率多少", "你是真人客服吗", "有没有砍头息", "借5万分12期每月还多少", "", "人",
+     "还款3150元", "晚还了几天还能申请消除逾期记录吗", "我告诉你们我的手机号"],
 )
 def test_cues_stay_quiet_on_ordinary_questions(cues: SensitiveCues, text: str) -> None:
     assert cues.match(text) is None
@@ -66,6 +71,8 @@ def test_override_rules() -> None:
     sensitive = frozenset({"complaint", "report_fraud"})
     assert should_override("complaint", "report_fraud", 1.0, sensitive)
     assert not should_override("complaint", "report_fraud", 1.0)
+    assert not should_override("report_fraud", "ask_overdue", 0.99)
+    assert should_override("report_fraud", "ask_overdue", 0.99, always=True)
 
 
 def _message(text: str, intent: str, confidence: float) -> Message:
@@ -94,3 +101,20 @@ def test_guard_leaves_confident_informational_predictions(cues: SensitiveCues) -
     apply_guard(message, cues)
     assert message.get(INTENT)["name"] == "ask_overdue"
     assert message.get(CUE_KEY) is None
+
+
+def test_always_cues_win_over_confident_informational_predictions(cues: SensitiveCues) -> None:
+    message = _message("有人自称你们客服让我把钱转到安全账户", "ask_repayment", 1.0)
+    apply_guard(message, cues)
+    assert message.get(INTENT)["name"] == "report_fraud"
+    message = _message("这个月被多扣了一期钱", "ask_repayment", 1.0)
+    apply_guard(message, cues)
+    assert message.get(INTENT)["name"] == "complaint"
+
+
+def test_always_flag_round_trips_through_the_model_file(cues: SensitiveCues) -> None:
+    again = SensitiveCues.from_mapping(cues.to_mapping())
+    assert again == cues
+    assert any(c.always for c in again.rules) and not all(c.always for c in again.rules)
+    with pytest.raises(CueConfigError):
+        SensitiveCues.from_mapping({"complaint": [{"sometimes": "投诉"}]})
