@@ -161,8 +161,11 @@ def bot_stack(workdir: Path, model: Path) -> Iterator[BotStack]:
     except Exception:
         actions.stop()
         raise
+    stack = BotStack(actions, rasa, token, loan_db_url, workdir)
     try:
-        yield BotStack(actions, rasa, token, loan_db_url, workdir)
+        yield stack
     finally:
-        rasa.stop()
-        actions.stop()
+        # The stack's fields, not the locals: fault tests replace a killed service with a
+        # restarted one, which must be stopped too.
+        stack.rasa.stop()
+        stack.actions.stop()
