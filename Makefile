@@ -73,7 +73,7 @@ soak: setup
 	@$(PY) -m bench.soak --waves 1 --kill-node-after 8 --out reports/soak-kill.json
 
 # Two real Rasa instances (PostgreSQL tracker store + RedisLockStore, bot/endpoints.scale.yml)
-# behind one gateway; ~1.5 min, so not part of `make test`.
+# behind one gateway; also part of `make test`; this target runs it alone.
 .PHONY: scale-rasa-test
 scale-rasa-test: model
-	@LOANBOT_TEST_SCALE_RASA=1 $(VENV)/bin/pytest tests/integration/test_scale_rasa.py
+	@$(VENV)/bin/pytest tests/integration/test_scale_rasa.py
