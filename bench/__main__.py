@@ -1,0 +1,155 @@
+"""`python -m bench`: vanilla Rasa (REST) vs the gateway (socket.io), same model, same run.
+
+Writes a JSON file of every figure and the markdown report with a latency plot. Every level
+is bounded in time (warm-up + measured seconds, plus at most one turn timeout to finish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.drivers import HandoffClock, Level, ScriptedAgents, run_gateway, run_rest
+from bench.report import write_report
+from bench.stats import LevelResult
+from tests.stack import BIN, ROOT
+
+log = logging.getLogger("bench")
+
+
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--levels", default="1,10,50,100,200",
+                   help="concurrent conversations, comma-separated")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per level")
+    p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per level")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--agents", type=int, default=4, help="scripted agents on the gateway")
+    p.add_argument("--systems", default="vanilla,gateway")
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "loanbot.tar.gz")
+    p.add_argument("--train", action="store_true",
+                   help="time a fresh `rasa train` first and benchmark that model")
+    p.add_argument("--json", type=Path, default=ROOT / "reports" / "bench.json")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                   help="markdown report ('-' to skip)")
+    p.add_argument("--note", default="", help="a sentence added to the report (conditions)")
+    return p.parse_args(argv)
+
+
+def train(out_dir: Path) -> tuple[Path, float]:
+    start = time.monotonic()
+    subprocess.run(
+        [str(BIN / "rasa"), "train", "--config", "config.yml", "--domain", "bot/domain",
+         "--data", "data", "--out", str(out_dir), "--fixed-model-name", "bench"],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+    )
+    return out_dir / "bench.tar.gz", time.monotonic() - start
+
+
+async def _levels(running: procs.Running, levels: list[int], args: argparse.Namespace,
+                  system: str) -> list[LevelResult]:
+    results = []
+    agents: ScriptedAgents | None = None
+    if system == "gateway":
+        agents = ScriptedAgents(running.gateway_url, running.agents, HandoffClock())
+        await agents.start()
+    try:
+        for concurrency in levels:
+            level = Level(concurrency, args.warmup, args.seconds, args.seed)
+            before = {**running.cpu(), "load generator": _own_cpu()}
+            if agents is None:
+                result = await run_rest(running.rasa_url, running.rasa_token, level, system)
+            else:
+                result = await run_gateway(running.gateway_url, agents, level, system)
+            after = {**running.cpu(), "load generator": _own_cpu()}
+            result.cpu_seconds = {k: after[k] - before.get(k, 0.0) for k in after}
+            print(json.dumps(result.summary(), ensure_ascii=False), flush=True)
+            results.append(result)
+            await asyncio.sleep(1.0)  # let stragglers drain between levels
+    finally:
+        if agents is not None:
+            await agents.stop()
+    return results
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _system_info(running: procs.Running, idle: dict[str, float],
+                 after: dict[str, float]) -> dict[str, Any]:
+    return {"cold_start_s": running.cold_starts(), "idle_rss_mb": idle,
+            "rss_after_load_mb": after, "loadavg_at_start": os.getloadavg()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    data: dict[str, Any] = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(), "levels": levels,
+        "seconds": args.seconds, "warmup": args.warmup, "note": args.note,
+        "systems": {}, "results": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="loanbot-bench-") as tmp:
+        model = args.model
+        if args.train:
+            model, seconds = train(Path(tmp) / "model")
+            data["training_seconds"] = round(seconds, 1)
+        for system in systems:
+            workdir = Path(tmp) / system
+            make = (procs.vanilla(workdir, model) if system == "vanilla"
+                    else procs.with_gateway(workdir, model, args.agents))
+            with make as running:
+                time.sleep(3)
+                idle = running.rss()
+                results = asyncio.run(_levels(running, levels, args, system))
+                if system == "gateway" and 1 in levels:
+                    # the same Rasa without the gateway, for the per-message overhead
+                    direct = asyncio.run(run_rest(
+                        running.rasa_url, running.rasa_token,
+                        Level(1, args.warmup, args.seconds, args.seed + 1), "rasa-behind-gateway"))
+                    print(json.dumps(direct.summary(), ensure_ascii=False), flush=True)
+                    results.append(direct)
+                time.sleep(2)
+                data["systems"][system] = _system_info(running, idle, running.rss())
+                data["results"].extend(r.summary() for r in results)
+                data.setdefault("latencies", {})[system] = {
+                    str(r.concurrency) if r.system == system else f"{r.system}-{r.concurrency}":
+                    sorted(round(x * 1000, 1) for x in r.latencies) for r in results
+                }
+    data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    args = _args(argv)
+    data = run(args)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, ensure_ascii=False, indent=1))
+    print(f"wrote {args.json}")
+    if str(args.out) != "-":
+        write_report(data, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""Start the systems under test on free loopback ports and measure their processes.
+
+Reuses tests/stack.py (the same launcher the system tests use), so the benchmark runs exactly
+what the tests check. Measures cold start (spawn → health answers), RSS and CPU time per
+process from /proc (Linux).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.stack import (
+    BIN,
+    ROOT,
+    Service,
+    seed_loan_db,
+    start_action_server,
+    start_gateway,
+    start_rasa,
+)
+
+AGENT_PASSWORD = "bench-" + secrets.token_urlsafe(12)
+AGENT_SKILLS = "general,complaints,fraud,collections"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _pids(root: int) -> list[int]:
+    """The process and all its descendants (Rasa and Sanic may fork helpers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process tree in MB (VmRSS summed)."""
+    total = 0
+    for p in _pids(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process tree so far."""
+    total = 0
+    for p in _pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+@dataclass
+class Running:
+    """One system under test: its services with cold-start seconds, and its endpoints."""
+
+    name: str
+    services: list[tuple[Service, float]] = field(default_factory=list)
+    rasa_url: str = ""
+    rasa_token: str = ""
+    gateway_url: str = ""
+    agents: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, start: float, service: Service) -> Service:
+        self.services.append((service, time.monotonic() - start))
+        return service
+
+    def rss(self) -> dict[str, float]:
+        return {s.name: round(rss_mb(s.process.pid), 1) for s, _ in self.services}
+
+    def cpu(self) -> dict[str, float]:
+        return {s.name: cpu_seconds(s.process.pid) for s, _ in self.services}
+
+    def cold_starts(self) -> dict[str, float]:
+        return {s.name: round(seconds, 1) for s, seconds in self.services}
+
+
+def _timed(running: Running, make: object, *args: object, **kwargs: object) -> Service:
+    start = time.monotonic()
+    service = make(*args, **kwargs)  # type: ignore[operator]
+    return running.add(start, service)
+
+
+@contextmanager
+def vanilla(workdir: Path, model: Path) -> Iterator[Running]:
+    """Plain `rasa run` with its REST channel + the action server (the bot's endpoints)."""
+    with _bot(workdir, model, "vanilla") as running:
+        yield running
+
+
+@contextmanager
+def _bot(workdir: Path, model: Path, name: str) -> Iterator[Running]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    running = Running(name)
+    with ExitStack() as stack:
+        loan_db = seed_loan_db(workdir)
+        actions = _timed(running, start_action_server, workdir, loan_db)
+        stack.callback(actions.stop)
+        token = secrets.token_urlsafe(24)
+        rasa = _timed(running, start_rasa, workdir, model, actions.url, token)
+        stack.callback(rasa.stop)
+        running.rasa_url, running.rasa_token = rasa.url, token
+        yield running
+
+
+def create_agents(db_url: str, count: int) -> list[tuple[str, str, str]]:
+    """Agent accounts for the scripted agents, through the gateway's own admin CLI."""
+    accounts = []
+    for i in range(count):
+        username, name = f"bench{i:02d}", f"测试{i:02d}"
+        subprocess.run(
+            [str(BIN / "python"), "-m", "handoff.cli", "create-agent", "--username", username,
+             "--display-name", name, "--skills", AGENT_SKILLS, "--max-sessions", "50",
+             "--password-stdin"],
+            input=AGENT_PASSWORD + "\n", text=True, cwd=ROOT, check=True, capture_output=True,
+            env={**os.environ, "HANDOFF_DB_URL": db_url,
+                 "HANDOFF_SECRET": secrets.token_urlsafe(32)},
+        )
+        accounts.append((username, AGENT_PASSWORD, name))
+    return accounts
+
+
+@contextmanager
+def with_gateway(workdir: Path, model: Path, agents: int,
+                 gateway_env: dict[str, str] | None = None) -> Iterator[Running]:
+    """The gateway (python -m handoff) in front of action server + Rasa."""
+    with _bot(workdir, model, "gateway") as running:
+        db_url = f"sqlite:///{workdir / 'handoff.sqlite'}"
+        running.agents = create_agents(db_url, agents)
+        env = {"HANDOFF_VAR_DIR": str(workdir), "HANDOFF_SERVICE_HOURS": "00:00-23:59",
+               "HANDOFF_RASA_TIMEOUT": "30", **(gateway_env or {})}
+        gateway = _timed(running, start_gateway, workdir, running.rasa_url,
+                         running.rasa_token, **env)
+        try:
+            running.gateway_url = gateway.url
+            yield running
+        finally:
+            gateway.stop()
