@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import procs, profile
 from bench.drivers import HandoffClock, Level, ScriptedAgents, run_gateway, run_rest
 from bench.report import write_report
 from bench.stats import LevelResult
@@ -38,13 +38,18 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per level")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--agents", type=int, default=4, help="scripted agents on the gateway")
-    p.add_argument("--systems", default="vanilla,gateway")
+    p.add_argument("--systems", default="vanilla,tuned-rasa,gateway",
+                   help="vanilla (plain rasa run, REST), tuned-rasa (python -m bot.serve, "
+                        "REST), gateway (socket.io → gateway → tuned Rasa)")
     p.add_argument("--model", type=Path, default=ROOT / "models" / "loanbot.tar.gz")
     p.add_argument("--train", action="store_true",
                    help="time a fresh `rasa train` first and benchmark that model")
     p.add_argument("--json", type=Path, default=ROOT / "reports" / "bench.json")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md",
                    help="markdown report ('-' to skip)")
+    p.add_argument("--profile-level", type=int, default=None,
+                   help="record py-spy profiles of every service during this level")
+    p.add_argument("--profile-dir", type=Path, default=ROOT / "reports" / "profile")
     p.add_argument("--note", default="", help="a sentence added to the report (conditions)")
     return p.parse_args(argv)
 
@@ -70,6 +75,11 @@ async def _levels(running: procs.Running, levels: list[int], args: argparse.Name
     try:
         for concurrency in levels:
             level = Level(concurrency, args.warmup, args.seconds, args.seed)
+            spies = []
+            if concurrency == args.profile_level:
+                spies = profile.start(
+                    {f"{system}-{s.name}": s.process.pid for s, _ in running.services},
+                    args.warmup + args.seconds, args.profile_dir)
             before = {**running.cpu(), "load generator": _own_cpu()}
             if agents is None:
                 result = await run_rest(running.rasa_url, running.rasa_token, level, system)
@@ -79,6 +89,8 @@ async def _levels(running: procs.Running, levels: list[int], args: argparse.Name
             result.cpu_seconds = {k: after[k] - before.get(k, 0.0) for k in after}
             print(json.dumps(result.summary(), ensure_ascii=False), flush=True)
             results.append(result)
+            for spy in spies:
+                spy.wait(timeout=60)
             await asyncio.sleep(1.0)  # let stragglers drain between levels
     finally:
         if agents is not None:
@@ -114,8 +126,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             data["training_seconds"] = round(seconds, 1)
         for system in systems:
             workdir = Path(tmp) / system
-            make = (procs.vanilla(workdir, model) if system == "vanilla"
-                    else procs.with_gateway(workdir, model, args.agents))
+            if system == "vanilla":
+                make = procs.vanilla(workdir, model)
+            elif system == "tuned-rasa":
+                make = procs.tuned(workdir, model)
+            elif system == "gateway":
+                make = procs.with_gateway(workdir, model, args.agents)
+            else:
+                raise SystemExit(f"unknown system {system!r}: vanilla, tuned-rasa, gateway")
             with make as running:
                 time.sleep(3)
                 idle = running.rss()

@@ -110,12 +110,19 @@ def _timed(running: Running, make: object, *args: object, **kwargs: object) -> S
 @contextmanager
 def vanilla(workdir: Path, model: Path) -> Iterator[Running]:
     """Plain `rasa run` with its REST channel + the action server (the bot's endpoints)."""
-    with _bot(workdir, model, "vanilla") as running:
+    with _bot(workdir, model, "vanilla", tuned=False) as running:
         yield running
 
 
 @contextmanager
-def _bot(workdir: Path, model: Path, name: str) -> Iterator[Running]:
+def tuned(workdir: Path, model: Path) -> Iterator[Running]:
+    """The same, started as `make run` starts Rasa (`python -m bot.serve`, bot/tuning.py)."""
+    with _bot(workdir, model, "tuned-rasa", tuned=True) as running:
+        yield running
+
+
+@contextmanager
+def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True) -> Iterator[Running]:
     workdir.mkdir(parents=True, exist_ok=True)
     running = Running(name)
     with ExitStack() as stack:
@@ -123,7 +130,7 @@ def _bot(workdir: Path, model: Path, name: str) -> Iterator[Running]:
         actions = _timed(running, start_action_server, workdir, loan_db)
         stack.callback(actions.stop)
         token = secrets.token_urlsafe(24)
-        rasa = _timed(running, start_rasa, workdir, model, actions.url, token)
+        rasa = _timed(running, start_rasa, workdir, model, actions.url, token, tuned=tuned)
         stack.callback(rasa.stop)
         running.rasa_url, running.rasa_token = rasa.url, token
         yield running

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -69,13 +70,18 @@ class LevelResult:
                    if t.answered is not None and self.start <= t.answered < self.end)
         return done / self.window_seconds if self.window_seconds else 0.0
 
+    @property
+    def answered_total(self) -> int:
+        """Every answered turn of the level, warm-up included (what the CPU times cover)."""
+        return sum(1 for t in self.turns if t.answered is not None)
+
     def p(self, q: float) -> float | None:
         return percentile(self.latencies, q)
 
     def handoff_p(self, q: float) -> float | None:
         return percentile(self.handoffs, q)
 
-    def summary(self) -> dict[str, float | int | str | None]:
+    def summary(self) -> dict[str, Any]:
         return {
             "system": self.system, "concurrency": self.concurrency,
             "messages": len(self.measured), "msg_per_s": round(self.throughput, 1),
@@ -84,6 +90,9 @@ class LevelResult:
             "handoffs": len(self.handoffs), "handoff_p50_ms": ms(self.handoff_p(50)),
             "handoff_p99_ms": ms(self.handoff_p(99)), "distinct_texts": len(self.texts),
             "cpu_seconds": {k: round(v, 1) for k, v in self.cpu_seconds.items()},
+            "answered_total": self.answered_total,
+            "cpu_ms_per_msg": round(1000 * sum(self.cpu_seconds.values())
+                                    / self.answered_total, 1) if self.answered_total else None,
         }
 
 

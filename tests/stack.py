@@ -85,7 +85,11 @@ def start_action_server(workdir: Path, loan_db_url: str) -> Service:
     return service
 
 
-def start_rasa(workdir: Path, model: Path, action_url: str, token: str) -> Service:
+def start_rasa(
+    workdir: Path, model: Path, action_url: str, token: str, *, tuned: bool = True
+) -> Service:
+    """Rasa as `make run` starts it: `python -m bot.serve` (bot/tuning.py); `tuned=False` is
+    plain `rasa run` (the benchmark's vanilla baseline)."""
     port = free_port()
     endpoints = workdir / "endpoints.yml"
     endpoints.write_text(
@@ -95,7 +99,8 @@ def start_rasa(workdir: Path, model: Path, action_url: str, token: str) -> Servi
     log = workdir / "rasa.log"
     process = _spawn(
         [
-            str(BIN / "rasa"), "run", "-m", str(model), "--endpoints", str(endpoints),
+            *([str(BIN / "python"), "-m", "bot.serve"] if tuned else [str(BIN / "rasa")]),
+            "run", "-m", str(model), "--endpoints", str(endpoints),
             "--credentials", str(ROOT / "bot" / "credentials.yml"),
             "-i", "127.0.0.1", "-p", str(port), "--enable-api", f"--auth-token={token}",
         ],
