@@ -55,3 +55,10 @@ clean:
 
 browser-deps:
 	@bash scripts/browser-deps.sh
+
+# Load benchmark: vanilla `rasa run` (REST) vs tuned Rasa vs the gateway (socket.io), same model,
+# same run, 1..200 concurrent conversations; writes docs/benchmarks.md. Several minutes; not part
+# of `make test`. Run it on an otherwise idle machine (docs/benchmarks.md says why).
+.PHONY: bench
+bench: model
+	@$(PY) -m bench --train --levels 1,10,50,100,200 --seconds 20 --warmup 3
