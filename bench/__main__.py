@@ -37,6 +37,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per level")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per level")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--think", type=float, default=0.0,
+                   help="mean seconds a borrower takes before each next message (0: none)")
     p.add_argument("--agents", type=int, default=4, help="scripted agents on the gateway")
     p.add_argument("--systems", default="vanilla,tuned-rasa,gateway",
                    help="vanilla (plain rasa run, REST), tuned-rasa (python -m bot.serve, "
@@ -50,6 +52,10 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--profile-level", type=int, default=None,
                    help="record py-spy profiles of every service during this level")
     p.add_argument("--profile-dir", type=Path, default=ROOT / "reports" / "profile")
+    p.add_argument("--section", default="bench",
+                   help="which generated section of the report to replace (e.g. bench-think)")
+    p.add_argument("--render", type=Path, default=None,
+                   help="only re-render the report from a JSON file of an earlier run")
     p.add_argument("--note", default="", help="a sentence added to the report (conditions)")
     return p.parse_args(argv)
 
@@ -74,7 +80,7 @@ async def _levels(running: procs.Running, levels: list[int], args: argparse.Name
         await agents.start()
     try:
         for concurrency in levels:
-            level = Level(concurrency, args.warmup, args.seconds, args.seed)
+            level = Level(concurrency, args.warmup, args.seconds, args.seed, args.think)
             spies = []
             if concurrency == args.profile_level:
                 spies = profile.start(
@@ -116,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(), "levels": levels,
-        "seconds": args.seconds, "warmup": args.warmup, "note": args.note,
+        "seconds": args.seconds, "warmup": args.warmup, "think": args.think, "note": args.note,
         "systems": {}, "results": [],
     }
     with tempfile.TemporaryDirectory(prefix="loanbot-bench-") as tmp:
@@ -159,12 +165,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     args = _args(argv)
+    if args.render is not None:
+        write_report(json.loads(args.render.read_text()), args.out, args.section)
+        print(f"wrote {args.out}")
+        return 0
     data = run(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, ensure_ascii=False, indent=1))
     print(f"wrote {args.json}")
     if str(args.out) != "-":
-        write_report(data, args.out)
+        write_report(data, args.out, args.section)
         print(f"wrote {args.out}")
     return 0
 

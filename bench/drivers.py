@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,6 +44,12 @@ class Level:
     warmup: float
     seconds: float
     seed: int
+    think: float = 0.0  # mean pause before each next message (0: closed loop, no think time)
+
+    async def pause(self, rng: random.Random) -> None:
+        """A borrower reading and typing: uniform in [think/2, 3*think/2] seconds."""
+        if self.think > 0:
+            await asyncio.sleep(rng.uniform(self.think / 2, self.think * 1.5))
 
     def result(self, system: str, t0: float) -> LevelResult:
         return LevelResult(system, self.concurrency, t0 + self.warmup,
@@ -65,6 +72,7 @@ async def run_rest(rasa_url: str, token: str | None, level: Level, system: str) 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
 
         async def worker(i: int) -> None:
+            rng = random.Random(i)
             for conv in _stream(level, i):
                 if now() >= result.end:
                     return
@@ -73,6 +81,8 @@ async def run_rest(rasa_url: str, token: str | None, level: Level, system: str) 
                     if now() >= result.end:
                         return
                     result.texts.add(text)
+                    if n:
+                        await level.pause(rng)
                     sent = now()
                     replies: Any = None
                     try:
@@ -119,11 +129,17 @@ class HandoffClock:
 
     def __init__(self) -> None:
         self.triggered: dict[str, float] = {}
+        self.replied: dict[str, float] = {}
         self.notified: dict[str, float] = {}
 
     def trigger(self, session_id: str, at: float) -> None:
         self.triggered[session_id] = at
         self.notified.pop(session_id, None)
+        self.replied.pop(session_id, None)
+
+    def reply(self, session_id: str, at: float) -> None:
+        """The borrower got the bot's answer to the trigger (the handoff decision is made)."""
+        self.replied[session_id] = at
 
     def notify(self, session_id: str, at: float) -> None:
         if session_id in self.triggered and session_id not in self.notified:
@@ -132,6 +148,12 @@ class HandoffClock:
     def latencies(self, start: float, end: float) -> list[float]:
         return [self.notified[s] - t for s, t in self.triggered.items()
                 if s in self.notified and start <= t < end]
+
+    def after_reply(self, start: float, end: float) -> list[float]:
+        """Bot's handoff reply seen by the borrower → agent notified (the gateway's part).
+        Both are emitted by the gateway from one batch of effects, so this can be ≤ 0."""
+        return [self.notified[s] - self.replied[s] for s, t in self.triggered.items()
+                if s in self.notified and s in self.replied and start <= t < end]
 
 
 class SocketBorrower:
@@ -270,9 +292,11 @@ async def run_gateway(url: str, agents: ScriptedAgents, level: Level,
     result = level.result(system, t0)
     clock = agents.clock
     clock.triggered.clear()
+    clock.replied.clear()
     clock.notified.clear()
 
     async def worker(i: int) -> None:
+        rng = random.Random(i)
         for conv in itertools.islice(_stream(level, i), 100_000):
             if now() >= result.end:
                 return
@@ -283,6 +307,8 @@ async def run_gateway(url: str, agents: ScriptedAgents, level: Level,
                     if now() >= result.end:
                         break
                     result.texts.add(text)
+                    if n:
+                        await level.pause(rng)
                     sent = now()
                     if n == conv.handoff_turn:
                         clock.trigger(borrower.session_id, sent)
@@ -290,6 +316,8 @@ async def run_gateway(url: str, agents: ScriptedAgents, level: Level,
                     result.turns.append(Turn(sent, answered, conv.kind))
                     if answered is None:
                         break
+                    if n == conv.handoff_turn:
+                        clock.reply(borrower.session_id, answered)
                     if n == conv.handoff_turn:
                         # wait until queued, the scripted agent answers and hands back
                         await borrower.wait(lambda b=borrower: b.state != "bot",
@@ -305,4 +333,5 @@ async def run_gateway(url: str, agents: ScriptedAgents, level: Level,
 
     await asyncio.gather(*(worker(i) for i in range(level.concurrency)))
     result.handoffs = clock.latencies(result.start, result.end)
+    result.handoffs_after_reply = clock.after_reply(result.start, result.end)
     return result

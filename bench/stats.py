@@ -44,6 +44,7 @@ class LevelResult:
     end: float
     turns: list[Turn] = field(default_factory=list)
     handoffs: list[float] = field(default_factory=list)  # trigger sent -> agent notified (s)
+    handoffs_after_reply: list[float] = field(default_factory=list)  # bot reply -> agent (s)
     errors: int = 0
     texts: set[str] = field(default_factory=set)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
@@ -88,7 +89,10 @@ class LevelResult:
             "p50_ms": ms(self.p(50)), "p95_ms": ms(self.p(95)), "p99_ms": ms(self.p(99)),
             "timeouts": self.timeouts, "errors": self.errors,
             "handoffs": len(self.handoffs), "handoff_p50_ms": ms(self.handoff_p(50)),
-            "handoff_p99_ms": ms(self.handoff_p(99)), "distinct_texts": len(self.texts),
+            "handoff_p99_ms": ms(self.handoff_p(99)),
+            "handoff_gw_p50_ms": ms(percentile(self.handoffs_after_reply, 50)),
+            "handoff_gw_p99_ms": ms(percentile(self.handoffs_after_reply, 99)),
+            "distinct_texts": len(self.texts),
             "cpu_seconds": {k: round(v, 1) for k, v in self.cpu_seconds.items()},
             "answered_total": self.answered_total,
             "cpu_ms_per_msg": round(1000 * sum(self.cpu_seconds.values())

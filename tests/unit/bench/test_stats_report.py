@@ -69,3 +69,14 @@ def test_report_replaces_only_the_generated_section(tmp_path: Path) -> None:
     assert "hand-written intro" in text and "notes after" in text and "STALE-TABLE" not in text
     assert "| gateway | 50 | 120.0 |" in text and "3.0×" in text
     assert (tmp_path / "benchmarks-latency.png").stat().st_size > 1000
+
+
+def test_a_second_section_is_appended_then_replaced_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.md"
+    write_report(_data(120.0, 40.0), path)
+    write_report({**_data(90.0, 40.0), "think": 3.0}, path, section="bench-think")
+    write_report({**_data(95.0, 40.0), "think": 3.0}, path, section="bench-think")
+    text = path.read_text()
+    assert text.count("bench-think:begin") == 1 and "| gateway | 50 | 95.0 |" in text
+    assert "| gateway | 50 | 120.0 |" in text and "pause 3 s" in text
+    assert (tmp_path / "bench-think-latency.png").is_file()
