@@ -42,7 +42,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--agents", type=int, default=4, help="scripted agents on the gateway")
     p.add_argument("--systems", default="vanilla,tuned-rasa,gateway",
                    help="vanilla (plain rasa run, REST), tuned-rasa (python -m bot.serve, "
-                        "REST), gateway (socket.io → gateway → tuned Rasa)")
+                        "REST), tuned-rasa-x2 (two of them, conversations pinned by hash), "
+                        "gateway (socket.io → gateway → tuned Rasa)")
     p.add_argument("--model", type=Path, default=ROOT / "models" / "loanbot.tar.gz")
     p.add_argument("--train", action="store_true",
                    help="time a fresh `rasa train` first and benchmark that model")
@@ -88,7 +89,7 @@ async def _levels(running: procs.Running, levels: list[int], args: argparse.Name
                     args.warmup + args.seconds, args.profile_dir)
             before = {**running.cpu(), "load generator": _own_cpu()}
             if agents is None:
-                result = await run_rest(running.rasa_url, running.rasa_token, level, system)
+                result = await run_rest(running.rasa_urls, running.rasa_token, level, system)
             else:
                 result = await run_gateway(running.gateway_url, agents, level, system)
             after = {**running.cpu(), "load generator": _own_cpu()}
@@ -136,10 +137,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 make = procs.vanilla(workdir, model)
             elif system == "tuned-rasa":
                 make = procs.tuned(workdir, model)
+            elif system == "tuned-rasa-x2":
+                make = procs.tuned_pair(workdir, model)
             elif system == "gateway":
                 make = procs.with_gateway(workdir, model, args.agents)
             else:
-                raise SystemExit(f"unknown system {system!r}: vanilla, tuned-rasa, gateway")
+                raise SystemExit(f"unknown system {system!r}")
             with make as running:
                 time.sleep(3)
                 idle = running.rss()
@@ -147,7 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if system == "gateway" and 1 in levels:
                     # the same Rasa without the gateway, for the per-message overhead
                     direct = asyncio.run(run_rest(
-                        running.rasa_url, running.rasa_token,
+                        [running.rasa_url], running.rasa_token,
                         Level(1, args.warmup, args.seconds, args.seed + 1), "rasa-behind-gateway"))
                     print(json.dumps(direct.summary(), ensure_ascii=False), flush=True)
                     results.append(direct)

@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,8 +64,10 @@ def _stream(level: Level, worker: int) -> Iterator[Conversation]:
 # --- vanilla: Rasa's REST channel ------------------------------------------------------------
 
 
-async def run_rest(rasa_url: str, token: str | None, level: Level, system: str) -> LevelResult:
-    """N HTTP borrowers posting to /webhooks/rest/webhook (what a plain `rasa run` serves)."""
+async def run_rest(rasa_urls: list[str], token: str | None, level: Level,
+                   system: str) -> LevelResult:
+    """N HTTP borrowers posting to /webhooks/rest/webhook (what a plain `rasa run` serves).
+    With several Rasa URLs each conversation stays on one, chosen by a hash of its sender id."""
     t0 = now()
     result = level.result(system, t0)
     connector = aiohttp.TCPConnector(limit=0)
@@ -77,6 +80,7 @@ async def run_rest(rasa_url: str, token: str | None, level: Level, system: str) 
                 if now() >= result.end:
                     return
                 sender = f"bench-{uuid.uuid4().hex}"
+                rasa_url = rasa_urls[zlib.crc32(sender.encode()) % len(rasa_urls)]
                 for n, text in enumerate(conv.turns):
                     if now() >= result.end:
                         return

@@ -83,6 +83,7 @@ class Running:
     name: str
     services: list[tuple[Service, float]] = field(default_factory=list)
     rasa_url: str = ""
+    rasa_urls: list[str] = field(default_factory=list)
     rasa_token: str = ""
     gateway_url: str = ""
     agents: list[tuple[str, str, str]] = field(default_factory=list)
@@ -122,7 +123,16 @@ def tuned(workdir: Path, model: Path) -> Iterator[Running]:
 
 
 @contextmanager
-def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True) -> Iterator[Running]:
+def tuned_pair(workdir: Path, model: Path) -> Iterator[Running]:
+    """Two tuned Rasa processes, each conversation pinned to one (what consistent hashing in
+    the gateway does); measures whether a second Rasa helps on this CPU and what it costs."""
+    with _bot(workdir, model, "tuned-rasa-x2", tuned=True, rasa_count=2) as running:
+        yield running
+
+
+@contextmanager
+def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True,
+         rasa_count: int = 1) -> Iterator[Running]:
     workdir.mkdir(parents=True, exist_ok=True)
     running = Running(name)
     with ExitStack() as stack:
@@ -130,9 +140,15 @@ def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True) -> Iterat
         actions = _timed(running, start_action_server, workdir, loan_db)
         stack.callback(actions.stop)
         token = secrets.token_urlsafe(24)
-        rasa = _timed(running, start_rasa, workdir, model, actions.url, token, tuned=tuned)
-        stack.callback(rasa.stop)
-        running.rasa_url, running.rasa_token = rasa.url, token
+        for i in range(rasa_count):
+            home = workdir if i == 0 else workdir / f"rasa{i + 1}"
+            home.mkdir(exist_ok=True)
+            rasa = _timed(running, start_rasa, home, model, actions.url, token, tuned=tuned)
+            stack.callback(rasa.stop)
+            if i:
+                rasa.name = f"rasa {i + 1}"
+            running.rasa_urls.append(rasa.url)
+        running.rasa_url, running.rasa_token = running.rasa_urls[0], token
         yield running
 
 
