@@ -61,4 +61,5 @@ browser-deps:
 # of `make test`. Run it on an otherwise idle machine (docs/benchmarks.md says why).
 .PHONY: bench
 bench: model
-	@$(PY) -m bench --train --levels 1,10,50,100,200 --seconds 20 --warmup 3
+	@$(PY) -m bench --train --levels 1,10,50,100,200 --seconds 15 --warmup 3 \
+		--systems vanilla,tuned-rasa,tuned-rasa-x2,gateway,gateway-stub

@@ -34,7 +34,7 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--levels", default="1,10,50,100,200",
                    help="concurrent conversations, comma-separated")
-    p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per level")
+    p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per level")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per level")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--think", type=float, default=0.0,
@@ -43,7 +43,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--systems", default="vanilla,tuned-rasa,gateway",
                    help="vanilla (plain rasa run, REST), tuned-rasa (python -m bot.serve, "
                         "REST), tuned-rasa-x2 (two of them, conversations pinned by hash), "
-                        "gateway (socket.io → gateway → tuned Rasa)")
+                        "gateway (socket.io → gateway → tuned Rasa), gateway-stub (the gateway in "
+                        "front of a stand-in Rasa that answers at once: a diagnostic)")
     p.add_argument("--model", type=Path, default=ROOT / "models" / "loanbot.tar.gz")
     p.add_argument("--train", action="store_true",
                    help="time a fresh `rasa train` first and benchmark that model")
@@ -78,7 +79,7 @@ async def _levels(running: procs.Running, levels: list[int], args: argparse.Name
                   system: str) -> list[LevelResult]:
     results = []
     agents: ScriptedAgents | None = None
-    if system == "gateway":
+    if system.startswith("gateway"):
         agents = ScriptedAgents(running.gateway_url, running.agents, HandoffClock())
         await agents.start()
     try:
@@ -143,6 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 make = procs.tuned_pair(workdir, model)
             elif system == "gateway":
                 make = procs.with_gateway(workdir, model, args.agents)
+            elif system == "gateway-stub":
+                make = procs.gateway_on_stub(workdir, args.agents)
             else:
                 raise SystemExit(f"unknown system {system!r}")
             with make as running:

@@ -324,8 +324,9 @@ async def run_gateway(url: str, agents: ScriptedAgents, level: Level,
                         clock.reply(borrower.session_id, answered)
                     if n == conv.handoff_turn:
                         # wait until queued, the scripted agent answers and hands back
+                        # (status follows the reply in the same delivery: 0.5 s is ample)
                         await borrower.wait(lambda b=borrower: b.state != "bot",
-                                            now() + 2.0)
+                                            now() + 0.5)
                         await borrower.wait(lambda b=borrower: b.state == "bot",
                                             now() + HANDBACK_TIMEOUT)
             except Exception as exc:

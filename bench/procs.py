@@ -20,6 +20,9 @@ from tests.stack import (
     BIN,
     ROOT,
     Service,
+    _spawn,
+    _wait_until_up,
+    free_port,
     seed_loan_db,
     start_action_server,
     start_gateway,
@@ -185,3 +188,39 @@ def with_gateway(workdir: Path, model: Path, agents: int,
             yield running
         finally:
             gateway.stop()
+
+
+STUB_SECONDS = 3600  # the stand-in exits on its own after this even if nobody stops it
+
+
+def start_stub_rasa(workdir: Path) -> Service:
+    """The integration tests' stand-in Rasa (answers at once, scripted) in its own process."""
+    port = free_port()
+    log = workdir / "stub-rasa.log"
+    code = ("import time; from tests.integration.fake_rasa import FakeRasa; "
+            f"r = FakeRasa(port={port}, slow_seconds=0.0); r.start(); time.sleep({STUB_SECONDS})")
+    process = _spawn([str(BIN / "python"), "-c", code], {}, log)
+    service = Service("stub rasa", process, f"http://127.0.0.1:{port}", log)
+    _wait_until_up(service, f"{service.url}/", 30)
+    return service
+
+
+@contextmanager
+def gateway_on_stub(workdir: Path, agents: int) -> Iterator[Running]:
+    """The gateway in front of a stand-in Rasa that answers at once: the gateway's own cost
+    and ceiling, with Rasa taken out (a diagnostic, not a system anyone would run)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    running = Running("gateway-stub")
+    with ExitStack() as stack:
+        stub = _timed(running, start_stub_rasa, workdir)
+        stack.callback(stub.stop)
+        running.rasa_url = stub.url
+        running.rasa_urls = [stub.url]
+        db_url = f"sqlite:///{workdir / 'handoff.sqlite'}"
+        running.agents = create_agents(db_url, agents)
+        env = {"HANDOFF_VAR_DIR": str(workdir), "HANDOFF_SERVICE_HOURS": "00:00-23:59",
+               "HANDOFF_RASA_TIMEOUT": "30"}
+        gateway = _timed(running, start_gateway, workdir, stub.url, "stub-token", **env)
+        stack.callback(gateway.stop)
+        running.gateway_url = gateway.url
+        yield running
