@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     # the same Rasa without the gateway, for the per-message overhead
                     direct = asyncio.run(run_rest(
                         [running.rasa_url], running.rasa_token,
-                        Level(1, args.warmup, args.seconds, args.seed), "rasa-behind-gateway"))
+                        Level(1, args.warmup, args.seconds, args.seed, args.think),
+                        "rasa-behind-gateway"))
                     print(json.dumps(direct.summary(), ensure_ascii=False), flush=True)
                     results.append(direct)
                 time.sleep(2)
