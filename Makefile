@@ -28,10 +28,10 @@ run: model seed
 	@bash scripts/run.sh
 
 lint: setup
-	@$(VENV)/bin/ruff check bot actions handoff tests scripts
+	@$(VENV)/bin/ruff check bot actions handoff tests scripts bench
 
 types: setup
-	@$(VENV)/bin/mypy bot actions handoff
+	@$(VENV)/bin/mypy bot actions handoff bench
 
 validate: setup
 	@$(RASA) data validate --config config.yml --domain bot/domain --data data --fail-on-warnings
