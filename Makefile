@@ -62,4 +62,4 @@ browser-deps:
 .PHONY: bench
 bench: model
 	@$(PY) -m bench --train --levels 1,10,50,100,200 --seconds 15 --warmup 3 \
-		--systems vanilla,tuned-rasa,tuned-rasa-x2,gateway,gateway-stub
+		--systems vanilla,vanilla-memory,tuned-rasa,tuned-rasa-x2,gateway,gateway-stub

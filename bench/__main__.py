@@ -41,7 +41,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="mean seconds a borrower takes before each next message (0: none)")
     p.add_argument("--agents", type=int, default=4, help="scripted agents on the gateway")
     p.add_argument("--systems", default="vanilla,tuned-rasa,gateway",
-                   help="vanilla (plain rasa run, REST), tuned-rasa (python -m bot.serve, "
+                   help="vanilla (plain rasa run, REST), vanilla-memory (the same with Rasa's "
+                        "in-memory tracker store), tuned-rasa (python -m bot.serve, "
                         "REST), tuned-rasa-x2 (two of them, conversations pinned by hash), "
                         "gateway (socket.io → gateway → tuned Rasa), gateway-stub (the gateway in "
                         "front of a stand-in Rasa that answers at once: a diagnostic)")
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             workdir = Path(tmp) / system
             if system == "vanilla":
                 make = procs.vanilla(workdir, model)
+            elif system == "vanilla-memory":
+                make = procs.vanilla_memory(workdir, model)
             elif system == "tuned-rasa":
                 make = procs.tuned(workdir, model)
             elif system == "tuned-rasa-x2":

@@ -119,6 +119,14 @@ def vanilla(workdir: Path, model: Path) -> Iterator[Running]:
 
 
 @contextmanager
+def vanilla_memory(workdir: Path, model: Path) -> Iterator[Running]:
+    """Plain `rasa run` with Rasa's default in-memory tracker store: the fastest vanilla, but
+    conversations do not survive a restart (ours do), so it is shown, not the baseline."""
+    with _bot(workdir, model, "vanilla-memory", tuned=False, sql_tracker=False) as running:
+        yield running
+
+
+@contextmanager
 def tuned(workdir: Path, model: Path) -> Iterator[Running]:
     """The same, started as `make run` starts Rasa (`python -m bot.serve`, bot/tuning.py)."""
     with _bot(workdir, model, "tuned-rasa", tuned=True) as running:
@@ -135,7 +143,7 @@ def tuned_pair(workdir: Path, model: Path) -> Iterator[Running]:
 
 @contextmanager
 def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True,
-         rasa_count: int = 1) -> Iterator[Running]:
+         rasa_count: int = 1, sql_tracker: bool = True) -> Iterator[Running]:
     workdir.mkdir(parents=True, exist_ok=True)
     running = Running(name)
     with ExitStack() as stack:
@@ -146,7 +154,8 @@ def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True,
         for i in range(rasa_count):
             home = workdir if i == 0 else workdir / f"rasa{i + 1}"
             home.mkdir(exist_ok=True)
-            rasa = _timed(running, start_rasa, home, model, actions.url, token, tuned=tuned)
+            rasa = _timed(running, start_rasa, home, model, actions.url, token, tuned=tuned,
+                          sql_tracker=sql_tracker)
             stack.callback(rasa.stop)
             if i:
                 rasa.name = f"rasa {i + 1}"

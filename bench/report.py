@@ -75,8 +75,10 @@ def plot(data: dict[str, Any], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for system, colour in (("vanilla", "tab:red"), ("gateway", "tab:blue")):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for system, colour in (("vanilla", "tab:red"), ("vanilla-memory", "tab:orange"),
+                           ("tuned-rasa", "tab:green"), ("tuned-rasa-x2", "tab:olive"),
+                           ("gateway", "tab:blue"), ("gateway-stub", "tab:gray")):
         rows = [r for r in data["results"] if r["system"] == system and r["p50_ms"] is not None]
         if not rows:
             continue
@@ -90,7 +92,7 @@ def plot(data: dict[str, Any], path: Path) -> bool:
               title="Throughput")
     for ax in (left, right):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="x-small")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
