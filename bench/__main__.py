@@ -120,9 +120,55 @@ def _system_info(running: procs.Running, idle: dict[str, float],
             "rss_after_load_mb": after, "loadavg_at_start": os.getloadavg()}
 
 
+def _context(system: str, workdir: Path, model: Path,
+             args: argparse.Namespace) -> Any:
+    if system == "vanilla":
+        return procs.vanilla(workdir, model)
+    if system == "vanilla-memory":
+        return procs.vanilla_memory(workdir, model)
+    if system == "tuned-rasa":
+        return procs.tuned(workdir, model)
+    if system == "tuned-rasa-x2":
+        return procs.tuned_pair(workdir, model)
+    if system == "gateway":
+        return procs.with_gateway(workdir, model, args.agents)
+    if system == "gateway-stub":
+        return procs.gateway_on_stub(workdir, args.agents)
+    raise ValueError(f"unknown system {system!r}")
+
+
+SYSTEMS = ("vanilla", "vanilla-memory", "tuned-rasa", "tuned-rasa-x2", "gateway", "gateway-stub")
+
+
+def _run_system(system: str, workdir: Path, model: Path, levels: list[int],
+                args: argparse.Namespace, data: dict[str, Any]) -> None:
+    with _context(system, workdir, model, args) as running:
+        time.sleep(3)
+        idle = running.rss()
+        results = asyncio.run(_levels(running, levels, args, system))
+        if system == "gateway" and 1 in levels:
+            # the same Rasa without the gateway, for the per-message overhead
+            direct = asyncio.run(run_rest(
+                [running.rasa_url], running.rasa_token,
+                Level(1, args.warmup, args.seconds, args.seed, args.think),
+                "rasa-behind-gateway"))
+            print(json.dumps(direct.summary(), ensure_ascii=False), flush=True)
+            results.append(direct)
+        time.sleep(2)
+        data["systems"][system] = _system_info(running, idle, running.rss())
+        data["results"].extend(r.summary() for r in results)
+        data.setdefault("latencies", {})[system] = {
+            str(r.concurrency) if r.system == system else f"{r.system}-{r.concurrency}":
+            sorted(round(x * 1000, 1) for x in r.latencies) for r in results
+        }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        raise SystemExit(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
     data: dict[str, Any] = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -136,40 +182,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             model, seconds = train(Path(tmp) / "model")
             data["training_seconds"] = round(seconds, 1)
         for system in systems:
-            workdir = Path(tmp) / system
-            if system == "vanilla":
-                make = procs.vanilla(workdir, model)
-            elif system == "vanilla-memory":
-                make = procs.vanilla_memory(workdir, model)
-            elif system == "tuned-rasa":
-                make = procs.tuned(workdir, model)
-            elif system == "tuned-rasa-x2":
-                make = procs.tuned_pair(workdir, model)
-            elif system == "gateway":
-                make = procs.with_gateway(workdir, model, args.agents)
-            elif system == "gateway-stub":
-                make = procs.gateway_on_stub(workdir, args.agents)
-            else:
-                raise SystemExit(f"unknown system {system!r}")
-            with make as running:
-                time.sleep(3)
-                idle = running.rss()
-                results = asyncio.run(_levels(running, levels, args, system))
-                if system == "gateway" and 1 in levels:
-                    # the same Rasa without the gateway, for the per-message overhead
-                    direct = asyncio.run(run_rest(
-                        [running.rasa_url], running.rasa_token,
-                        Level(1, args.warmup, args.seconds, args.seed, args.think),
-                        "rasa-behind-gateway"))
-                    print(json.dumps(direct.summary(), ensure_ascii=False), flush=True)
-                    results.append(direct)
-                time.sleep(2)
-                data["systems"][system] = _system_info(running, idle, running.rss())
-                data["results"].extend(r.summary() for r in results)
-                data.setdefault("latencies", {})[system] = {
-                    str(r.concurrency) if r.system == system else f"{r.system}-{r.concurrency}":
-                    sorted(round(x * 1000, 1) for x in r.latencies) for r in results
-                }
+            try:
+                _run_system(system, Path(tmp) / system, model, levels, args, data)
+            except Exception as exc:  # one system failing must not lose the others' figures
+                log.exception("system %s failed", system)
+                data.setdefault("failures", {})[system] = f"{type(exc).__name__}: {exc}"
+                print(f"SYSTEM {system} FAILED: {exc}", flush=True)
     data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return data
 

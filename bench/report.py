@@ -140,6 +140,8 @@ def measured_section(data: dict[str, Any], plot_name: str | None) -> list[str]:
         for name, seconds in info["cold_start_s"].items():
             out.append(f"| {system} | {name} | {seconds} | {info['idle_rss_mb'].get(name)} | "
                        f"{info['rss_after_load_mb'].get(name)} |")
+    for system, why in data.get("failures", {}).items():
+        out += ["", f"**{system} failed in this run:** {why}"]
     if "training_seconds" in data:
         out += ["", f"Training (`rasa train`, same machine, same run): "
                     f"{data['training_seconds']} s."]
