@@ -28,10 +28,10 @@ run: model seed
 	@bash scripts/run.sh
 
 lint: setup
-	@$(VENV)/bin/ruff check bot actions handoff tests scripts
+	@$(VENV)/bin/ruff check bot actions handoff tests scripts bench
 
 types: setup
-	@$(VENV)/bin/mypy bot actions handoff
+	@$(VENV)/bin/mypy bot actions handoff bench
 
 validate: setup
 	@$(RASA) data validate --config config.yml --domain bot/domain --data data --fail-on-warnings
@@ -77,3 +77,11 @@ soak: setup
 .PHONY: scale-rasa-test
 scale-rasa-test: model
 	@$(VENV)/bin/pytest tests/integration/test_scale_rasa.py
+
+# Load benchmark: vanilla `rasa run` (REST) vs tuned Rasa vs the gateway (socket.io), same model,
+# same run, 1..200 concurrent conversations; writes docs/benchmarks.md. Several minutes; not part
+# of `make test`. Run it on an otherwise idle machine (docs/benchmarks.md says why).
+.PHONY: bench
+bench: model
+	@$(PY) -m bench --train --levels 1,10,50,100,200 --seconds 15 --warmup 3 \
+		--systems vanilla,vanilla-memory,tuned-rasa,tuned-rasa-x2,gateway,gateway-stub

@@ -62,7 +62,9 @@ if [ "${1:-}" = "--shell" ]; then
 fi
 
 echo "==> starting Rasa on 127.0.0.1:$RASA_PORT (log: var/log/rasa.log)"
-"$RASA" run -m "$MODEL" --endpoints bot/endpoints.yml --credentials bot/credentials.yml \
+# `python -m bot.serve` is `rasa` minus per-turn overheads (bot/tuning.py; LOANBOT_RASA_TUNING=0
+# for plain Rasa).
+"$PY" -m bot.serve run -m "$MODEL" --endpoints bot/endpoints.yml --credentials bot/credentials.yml \
   -i 127.0.0.1 -p "$RASA_PORT" --enable-api --auth-token="$RASA_TOKEN" >var/log/rasa.log 2>&1 &
 pids+=($!)
 wait_for "Rasa" "http://127.0.0.1:$RASA_PORT/" 180 var/log/rasa.log

@@ -88,17 +88,25 @@ def start_action_server(workdir: Path, loan_db_url: str) -> Service:
     return service
 
 
-def start_rasa(workdir: Path, model: Path, action_url: str, token: str) -> Service:
+def start_rasa(
+    workdir: Path, model: Path, action_url: str, token: str, *, tuned: bool = True,
+    sql_tracker: bool = True,
+) -> Service:
+    """Rasa as `make run` starts it: `python -m bot.serve` (bot/tuning.py); `tuned=False` is
+    plain `rasa run` (the benchmark's vanilla baseline); `sql_tracker=False` keeps trackers in
+    memory (Rasa's default when endpoints name no tracker store)."""
     port = free_port()
     endpoints = workdir / "endpoints.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "{action_url}/webhook"\n'
+    tracker = (
         f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.sqlite"}"\n'
+        if sql_tracker else ""
     )
+    endpoints.write_text(f'action_endpoint:\n  url: "{action_url}/webhook"\n' + tracker)
     log = workdir / "rasa.log"
     process = _spawn(
         [
-            str(BIN / "rasa"), "run", "-m", str(model), "--endpoints", str(endpoints),
+            *([str(BIN / "python"), "-m", "bot.serve"] if tuned else [str(BIN / "rasa")]),
+            "run", "-m", str(model), "--endpoints", str(endpoints),
             "--credentials", str(ROOT / "bot" / "credentials.yml"),
             "-i", "127.0.0.1", "-p", str(port), "--enable-api", f"--auth-token={token}",
         ],

@@ -1,0 +1,170 @@
+"""Per-turn overheads of Rasa 3.6 that cost throughput without buying anything, removed.
+
+Measured with py-spy under load (docs/benchmarks.md): of Rasa's CPU per turn, about a third
+went to `jsonschema.validate` re-checking the *schema* of the action-server response on every
+action call, and the SQLite tracker store opened a new connection per transaction (SQLAlchemy
+1.4 uses NullPool for SQLite files) and committed in rollback-journal mode with a full fsync,
+blocking Rasa's event loop.
+
+`apply()` patches, in this process only:
+
+- `RemoteAction._validate_action_result`: the same schema and the same error (jsonschema's
+  `best_match`, message amended exactly as Rasa does), with the validator built once.
+- `SQLTrackerStore` on a SQLite file: one kept connection per thread and WAL journal with
+  `synchronous=NORMAL` (as the gateway's own store): commits no longer fsync; a power loss may
+  lose the last turns, a process crash does not. Other databases are untouched.
+
+- `EndpointConfig.session` (action server calls): one kept aiohttp session per endpoint and
+  event loop instead of a new session and TCP connection per action call. Idle connections
+  are dropped after 2 s, before the action server's (Sanic) 5 s keep-alive ends, so a request
+  never goes out on a connection the server is closing.
+
+`LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
+`python -m bot.serve` is plain `rasa`), or a comma list of `validator`, `sqlite`, `http`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+ENV_SWITCH = "LOANBOT_RASA_TUNING"
+PATCHES = ("validator", "sqlite", "http")
+KEEPALIVE_SECONDS = 2.0
+_applied: set[str] = set()
+
+
+def selected(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The patches the environment asks for (all by default)."""
+    value = (environ if environ is not None else os.environ).get(ENV_SWITCH, "1")
+    value = value.strip().lower()
+    if value in ("1", "all", "true", "yes", "on", ""):
+        return PATCHES
+    if value in ("0", "none", "false", "no", "off"):
+        return ()
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in PATCHES]
+    if unknown:
+        raise ValueError(f"{ENV_SWITCH}: unknown patch {unknown}; choose from {PATCHES}")
+    return names
+
+
+def cached_action_result_validator() -> Any:
+    """A replacement for RemoteAction._validate_action_result with a compiled validator."""
+    from jsonschema import ValidationError, validators
+    from jsonschema.exceptions import best_match
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    schema = RemoteAction.action_response_format_spec()
+    cls = validators.validator_for(schema)
+    cls.check_schema(schema)
+    validator = cls(schema)
+
+    def _validate_action_result(self: Any, result: dict[str, Any]) -> bool:
+        error = best_match(validator.iter_errors(result))
+        if error is None:
+            return True
+        assert isinstance(error, ValidationError)
+        error.message += (
+            f". Failed to validate Action server response from API, "
+            f"make sure your response from the Action endpoint is valid. "
+            f"For more information about the format visit "
+            f"{DOCS_BASE_URL}/custom-actions"
+        )
+        raise error
+
+    return _validate_action_result
+
+
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def tune_sql_tracker_store() -> None:
+    import sqlalchemy as sa
+    from rasa.core import tracker_store
+    from sqlalchemy.pool import SingletonThreadPool
+
+    original_kwargs = tracker_store.create_engine_kwargs
+
+    def create_engine_kwargs(url: Any) -> dict[str, Any]:
+        parsed = sa.engine.make_url(str(url)) if not isinstance(url, sa.engine.URL) else url
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return dict(original_kwargs(url))
+        # Rasa uses the store from its event-loop thread only: one connection, kept.
+        return {"poolclass": SingletonThreadPool}
+
+    tracker_store.create_engine_kwargs = create_engine_kwargs
+    original_init = tracker_store.SQLTrackerStore.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
+            self.engine.dispose()  # reconnect with the pragmas
+
+    tracker_store.SQLTrackerStore.__init__ = __init__
+
+
+class _KeptSession:
+    """`async with` over a shared ClientSession that leaves it open on exit."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> Any:
+        return self._session
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def keep_endpoint_sessions() -> None:
+    import asyncio
+
+    import aiohttp
+    from rasa.utils import endpoints
+
+    original = endpoints.EndpointConfig.session
+    kept: dict[tuple[int, int], aiohttp.ClientSession] = {}
+
+    def session(self: Any) -> Any:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return original(self)
+        key = (id(self), id(loop))
+        current = kept.get(key)
+        if current is None or current.closed:
+            # the same headers, auth and timeout as Rasa's EndpointConfig.session()
+            auth = (aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"])
+                    if self.basic_auth else None)
+            current = aiohttp.ClientSession(
+                headers=self.headers, auth=auth,
+                timeout=aiohttp.ClientTimeout(total=endpoints.DEFAULT_REQUEST_TIMEOUT),
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+            )
+            kept[key] = current
+        return _KeptSession(current)
+
+    endpoints.EndpointConfig.session = session
+
+
+def apply(names: tuple[str, ...] = PATCHES) -> None:
+    """Patch this process's Rasa (each patch at most once)."""
+    if "validator" in names and "validator" not in _applied:
+        from rasa.core.actions.action import RemoteAction
+
+        RemoteAction._validate_action_result = cached_action_result_validator()
+        _applied.add("validator")
+    if "sqlite" in names and "sqlite" not in _applied:
+        tune_sql_tracker_store()
+        _applied.add("sqlite")
+    if "http" in names and "http" not in _applied:
+        keep_endpoint_sessions()
+        _applied.add("http")

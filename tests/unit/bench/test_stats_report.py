@@ -1,0 +1,82 @@
+"""Percentiles, the measurement window, and the generated report section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.report import BEGIN, END, ratios, targets, write_report
+from bench.stats import LevelResult, Turn, percentile
+
+
+def test_nearest_rank_percentile() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
+
+
+def test_window_counts_replies_inside_it_and_latencies_of_messages_sent_inside_it() -> None:
+    level = LevelResult("x", 2, start=10.0, end=20.0)
+    level.turns = [
+        Turn(9.0, 10.5),    # sent in warm-up: counted for throughput, not for latency
+        Turn(12.0, 12.1),
+        Turn(19.0, 25.0),   # slow, answered after the window: latency yes, throughput no
+        Turn(15.0, None),   # timed out
+    ]
+    assert level.throughput == 2 / 10
+    assert [round(x, 3) for x in sorted(level.latencies)] == [0.1, 6.0]
+    assert level.timeouts == 1
+    assert level.answered_total == 3
+
+
+def _data(gateway_rps: float, vanilla_rps: float) -> dict[str, Any]:
+    def row(system: str, c: int, rps: float, p50: float, p99: float) -> dict[str, Any]:
+        return {"system": system, "concurrency": c, "msg_per_s": rps, "p50_ms": p50,
+                "p95_ms": p99, "p99_ms": p99, "timeouts": 0, "errors": 0, "handoffs": 2,
+                "handoff_p50_ms": 20.0, "handoff_p99_ms": 40.0, "cpu_seconds": {"rasa": 1.0}}
+
+    return {
+        "started": "t0", "finished": "t1", "cpus": 2, "loadavg_before": [0.1, 0.1, 0.1],
+        "warmup": 1, "seconds": 2, "note": "", "command": "python -m bench", "levels": [1, 50],
+        "results": [row("vanilla", 1, 30, 30, 60), row("vanilla", 50, vanilla_rps, 1200, 3000),
+                    row("gateway", 1, 25, 31.5, 70), row("gateway", 50, gateway_rps, 250, 290),
+                    row("rasa-behind-gateway", 1, 33, 30, 50)],
+        "systems": {"gateway": {"cold_start_s": {"rasa": 12.0}, "idle_rss_mb": {"rasa": 1100.0},
+                                "rss_after_load_mb": {"rasa": 1120.0}}},
+    }
+
+
+def test_ratio_and_targets() -> None:
+    data = _data(gateway_rps=200, vanilla_rps=40)
+    assert ratios(data)[50] == 5.0
+    met = {name: ok for name, _, ok in targets(data)}
+    assert met["≥ 5× vanilla throughput at 50 concurrent"] is True
+    assert met["p99 ≤ 300 ms at 50 concurrent"] is True
+    assert met["gateway overhead ≤ 2 ms at p50 (concurrency 1)"] is True
+    assert met["whole system idle RSS ≤ 2 GB"] is True
+    assert ratios(_data(gateway_rps=100, vanilla_rps=40))[50] == 2.5
+
+
+def test_report_replaces_only_the_generated_section(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.md"
+    path.write_text(
+        f"# Benchmarks\n\nhand-written intro\n\n{BEGIN}\nSTALE-TABLE\n{END}\n\nnotes after\n")
+    write_report(_data(120.0, 40.0), path)
+    text = path.read_text()
+    assert "hand-written intro" in text and "notes after" in text and "STALE-TABLE" not in text
+    assert "| gateway | 50 | 120.0 |" in text and "3.0×" in text
+    assert (tmp_path / "benchmarks-latency.png").stat().st_size > 1000
+
+
+def test_a_second_section_is_appended_then_replaced_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.md"
+    write_report(_data(120.0, 40.0), path)
+    write_report({**_data(90.0, 40.0), "think": 3.0}, path, section="bench-think")
+    write_report({**_data(95.0, 40.0), "think": 3.0}, path, section="bench-think")
+    text = path.read_text()
+    assert text.count("bench-think:begin") == 1 and "| gateway | 50 | 95.0 |" in text
+    assert "| gateway | 50 | 120.0 |" in text and "pause 3 s" in text
+    assert (tmp_path / "bench-think-latency.png").is_file()

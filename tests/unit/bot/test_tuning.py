@@ -1,0 +1,116 @@
+"""bot/tuning.py: the patched Rasa behaves as Rasa does, only without the per-turn overheads."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import tuning
+
+jsonschema = pytest.importorskip("jsonschema")
+
+
+def test_selection_from_the_environment() -> None:
+    assert tuning.selected({}) == tuning.PATCHES
+    assert tuning.selected({"LOANBOT_RASA_TUNING": "0"}) == ()
+    assert tuning.selected({"LOANBOT_RASA_TUNING": "off"}) == ()
+    assert tuning.selected({"LOANBOT_RASA_TUNING": "sqlite, http"}) == ("sqlite", "http")
+    with pytest.raises(ValueError, match="unknown patch"):
+        tuning.selected({"LOANBOT_RASA_TUNING": "turbo"})
+
+
+RESPONSES: list[Any] = [
+    {"events": [{"event": "slot", "name": "topic", "value": "rate"}],
+     "responses": [{"text": "您好", "buttons": [{"title": "信用贷", "payload": "/inform"}]}]},
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot"}], "responses": []},          # slot without name
+    {"events": [{"event": 5}], "responses": "x"},              # wrong types
+    {"responses": [{"text": 3}]},
+    {"events": [{"event": "followup", "name": None}], "responses": [{"custom": {"a": 1}}]},
+]
+
+
+@pytest.mark.parametrize("response", RESPONSES)
+def test_cached_validator_accepts_and_refuses_exactly_as_rasa(response: Any) -> None:
+    from rasa.core.actions.action import RemoteAction
+
+    action = RemoteAction.__new__(RemoteAction)
+    original = RemoteAction.__dict__["_validate_action_result"]
+    patched = tuning.cached_action_result_validator()
+
+    def outcome(validate: Any) -> tuple[bool, str]:
+        try:
+            return validate(action, response), ""
+        except jsonschema.ValidationError as err:
+            return False, err.message
+
+    assert outcome(patched) == outcome(original)
+
+
+def test_sqlite_tracker_store_keeps_one_connection_in_wal_mode(tmp_path: Path) -> None:
+    from rasa.core import tracker_store
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    saved = (tracker_store.create_engine_kwargs, tracker_store.SQLTrackerStore.__init__)
+    try:
+        tuning.tune_sql_tracker_store()
+        store = tracker_store.SQLTrackerStore(Domain.empty(), dialect="sqlite",
+                                              db=str(tmp_path / "t.sqlite"))
+        assert type(store.engine.pool).__name__ == "SingletonThreadPool"
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+        async def turn() -> DialogueStateTracker | None:
+            tracker = DialogueStateTracker("s1", [])
+            tracker.update(UserUttered("你好"))
+            tracker.update(ActionExecuted("action_listen"))
+            await store.save(tracker)
+            return await store.retrieve("s1")
+
+        again = asyncio.run(turn())
+        assert again is not None and again.latest_message.text == "你好"
+    finally:
+        tracker_store.create_engine_kwargs, tracker_store.SQLTrackerStore.__init__ = saved
+
+
+def test_other_databases_get_rasas_own_engine_arguments() -> None:
+    from rasa.core import tracker_store
+
+    saved = (tracker_store.create_engine_kwargs, tracker_store.SQLTrackerStore.__init__)
+    try:
+        tuning.tune_sql_tracker_store()
+        assert tracker_store.create_engine_kwargs("sqlite://") == {}
+        assert "pool_size" in tracker_store.create_engine_kwargs(
+            "postgresql://u@127.0.0.1:5432/x")
+    finally:
+        tracker_store.create_engine_kwargs, tracker_store.SQLTrackerStore.__init__ = saved
+
+
+def test_endpoint_sessions_are_kept_per_loop() -> None:
+    from rasa.utils import endpoints
+
+    saved = endpoints.EndpointConfig.session
+    try:
+        tuning.keep_endpoint_sessions()
+        endpoint = endpoints.EndpointConfig(url="http://127.0.0.1:9/webhook",
+                                            headers={"X-A": "1"})
+
+        async def two() -> tuple[Any, Any]:
+            async with endpoint.session() as first:
+                pass
+            async with endpoint.session() as second:
+                pass
+            assert not first.closed and first.headers["X-A"] == "1"
+            await first.close()
+            return first, second
+
+        first, second = asyncio.run(two())
+        assert first is second
+    finally:
+        endpoints.EndpointConfig.session = saved
