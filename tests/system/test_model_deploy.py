@@ -152,7 +152,8 @@ async def test_switch_while_borrowers_talk(stack: BotStack, gateway: GatewayServ
     api = RasaApi(stack.rasa.url, stack.rasa_token, timeout_seconds=60)
     old = api.status()
     candidate = tmp_path / "candidate.tar.gz"
-    new_id = repack_with_new_id(Path(stack.rasa.process.args[3]), candidate)
+    model = next(Path(a) for a in stack.rasa.process.args if str(a).endswith(".tar.gz"))
+    new_id = repack_with_new_id(model, candidate)
     release = stage_release(candidate, tmp_path / "releases")
     assert model_id(release) == new_id != old["model_id"]
 
