@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from handoff.app import build_gateway
 from handoff.service import Texts
-from handoff.settings import Settings
-from tests.integration.conftest import Client, GatewayServer, ShiftableClock, add_agents
-from tests.integration.fake_rasa import free_port
+from tests.integration.conftest import Client, GatewayServer
 from tests.integration.talk import Talk, agent_socket, ok, queue_and_claim
-from tests.stack import ROOT, BotStack, Service, _spawn, _wait_until_up
+from tests.stack import BotStack, Service, _spawn, _wait_until_up
+from tests.system.conftest import gateway_on
 
 pytestmark = [pytest.mark.needs_model, pytest.mark.integration, pytest.mark.anyio]
 
@@ -39,24 +36,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def gateway(bot: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
-    environ = {
-        "HANDOFF_DB_URL": f"sqlite:///{tmp_path / 'handoff.sqlite'}",
-        "HANDOFF_VAR_DIR": str(tmp_path),
-        "HANDOFF_SECRET": secrets.token_urlsafe(40),
-        "HANDOFF_RASA_URL": bot.rasa.url,
-        "HANDOFF_RASA_TOKEN": bot.rasa_token,
-        "HANDOFF_RASA_TIMEOUT": "30",
-        "HANDOFF_SERVICE_HOURS": "00:00-23:59",
-        "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
-    }
-    gateway = build_gateway(Settings.from_env(environ), clock=ShiftableClock())
-    add_agents(gateway)
-    server = GatewayServer(gateway, free_port())
-    server.start()
-    try:
+    with gateway_on(bot, tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from handoff.app import build_gateway
-from handoff.settings import Settings
 from tests.integration.conftest import (
     Agent,
     Borrower,
     Client,
     GatewayServer,
     Helpers,
-    ShiftableClock,
-    add_agents,
 )
-from tests.integration.fake_rasa import free_port
-from tests.stack import ROOT, BotStack
+from tests.stack import BotStack
+from tests.system.conftest import gateway_on
 
 pytestmark = [pytest.mark.needs_model, pytest.mark.integration, pytest.mark.anyio]
 
@@ -38,24 +33,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def real_gateway(bot: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
-    environ = {
-        "HANDOFF_DB_URL": f"sqlite:///{tmp_path / 'handoff.sqlite'}",
-        "HANDOFF_VAR_DIR": str(tmp_path),
-        "HANDOFF_SECRET": secrets.token_urlsafe(40),
-        "HANDOFF_RASA_URL": bot.rasa.url,
-        "HANDOFF_RASA_TOKEN": bot.rasa_token,
-        "HANDOFF_RASA_TIMEOUT": "30",
-        "HANDOFF_SERVICE_HOURS": "00:00-23:59",
-        "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
-    }
-    gateway = build_gateway(Settings.from_env(environ), clock=ShiftableClock())
-    add_agents(gateway)
-    server = GatewayServer(gateway, free_port())
-    server.start()
-    try:
+    with gateway_on(bot, tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

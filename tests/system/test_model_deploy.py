@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import io
 import json
-import secrets
 import tarfile
 import time
 import uuid
@@ -28,11 +27,9 @@ import pytest
 from bot.trainer.deploy import model_id, stage_release, switch
 from bot.trainer.inbox import build_inbox
 from bot.trainer.rasa_api import RasaApi
-from handoff.app import build_gateway
-from handoff.settings import Settings
-from tests.integration.conftest import Borrower, Client, GatewayServer, ShiftableClock
-from tests.integration.fake_rasa import free_port
-from tests.stack import ROOT, BotStack, bot_stack
+from tests.integration.conftest import Borrower, Client, GatewayServer
+from tests.stack import BotStack, bot_stack
+from tests.system.conftest import gateway_on
 
 pytestmark = [pytest.mark.needs_model, pytest.mark.integration, pytest.mark.anyio]
 
@@ -88,26 +85,11 @@ def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture
 def gateway(stack: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
-    environ = {
-        "HANDOFF_DB_URL": f"sqlite:///{tmp_path / 'handoff.sqlite'}",
-        "HANDOFF_VAR_DIR": str(tmp_path),
-        "HANDOFF_SECRET": secrets.token_urlsafe(40),
-        "HANDOFF_RASA_URL": stack.rasa.url,
-        "HANDOFF_RASA_TOKEN": stack.rasa_token,
-        # Rasa answers nothing while it loads (5-7 s here, more on a busy machine): the
-        # time-out must stay above that pause; `loanbot deploy` checks it (check_pause).
-        "HANDOFF_RASA_TIMEOUT": "30",
-        "HANDOFF_SERVICE_HOURS": "00:00-23:59",
-        "HANDOFF_BORROWER_RATE": "1000/60",  # the chatters talk fast; not a rate-limit test
-        "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
-    }
-    gw = build_gateway(Settings.from_env(environ), clock=ShiftableClock())
-    server = GatewayServer(gw, free_port())
-    server.start()
-    try:
+    # Rasa answers nothing while it loads (5-7 s here, more on a busy machine): the default
+    # 30 s time-out stays above that pause; `loanbot deploy` checks it (check_pause).
+    with gateway_on(stack, tmp_path, agents=False,
+                    HANDOFF_BORROWER_RATE="1000/60") as server:  # chatters talk fast
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
