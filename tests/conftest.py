@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,3 +21,20 @@ def trained_model() -> Path:
     from bot.training import ModelPaths, ensure_model
 
     return ensure_model(ModelPaths(ROOT / "models"))
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Any]]:
+    """Collects the socket.io clients a test makes so they are all closed afterwards (a client
+    of a killed server may already be gone)."""
+    made: list[Any] = []
+    yield made
+    for client in made:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+@pytest.fixture
+def made(clients: list[Any]) -> list[Any]:
+    """The same list under the name the fault and scale-out tests use."""
+    return clients

@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -288,16 +288,6 @@ class Borrower(Client):
 class Agent(Client):
     def __init__(self) -> None:
         super().__init__("/agent")
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    """Collects clients a test makes so they are all closed afterwards."""
-    made: list[Client] = []
-    yield made
-    for client in made:
-        with contextlib.suppress(Exception):
-            await client.close()
 
 
 @dataclass

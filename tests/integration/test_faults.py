@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,15 +36,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
 # --- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def made() -> AsyncIterator[list[Client]]:
-    clients: list[Client] = []
-    yield clients
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.close()
 
 
 @pytest.fixture(scope="module")

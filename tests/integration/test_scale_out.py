@@ -13,7 +13,6 @@ stand-in (tests/integration/fake_rasa.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,15 +88,6 @@ def nodes(db_url: str, fake_rasa: FakeRasa, tmp_path: Path) -> Iterator[NodeFact
     for node in started:
         node.stop()
     drop_redis_keys(f"{env['HANDOFF_REDIS_CHANNEL']}:*")
-
-
-@pytest.fixture
-async def made() -> Any:
-    clients: list[Client] = []
-    yield clients
-    for client in clients:
-        with contextlib.suppress(Exception):  # a client of a killed node may be gone
-            await client.close()
 
 
 def ok(ack: Any) -> dict[str, Any]:

@@ -108,14 +108,6 @@ def gateway(two_rasas: TwoRasas, gateway_factory: GatewayFactory) -> GatewayServ
                            rasa_token=two_rasas.token, rasa_timeout="60")
 
 
-@pytest.fixture
-async def made() -> Iterator[list[Client]]:
-    clients: list[Client] = []
-    yield clients  # type: ignore[misc]
-    for client in clients:
-        await client.close()
-
-
 async def bot_reply(borrower: Borrower) -> str:
     reply = await borrower.wait_for(
         "bot_uttered", lambda d: d.get("metadata", {}).get("sender") == "bot", timeout=60)

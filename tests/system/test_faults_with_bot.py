@@ -10,9 +10,8 @@ so later system tests find it as it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,15 +37,6 @@ def anyio_backend() -> str:
 def gateway(bot: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
     with gateway_on(bot, tmp_path) as server:
         yield server
-
-
-@pytest.fixture
-async def made() -> AsyncIterator[list[Client]]:
-    clients: list[Client] = []
-    yield clients
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.close()
 
 
 def kill(service: Service) -> None:

@@ -12,13 +12,12 @@ It also records Rasa's RSS before and after the switch (rasa#11284, docs/trainer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import tarfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,15 +89,6 @@ def gateway(stack: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
     with gateway_on(stack, tmp_path, agents=False,
                     HANDOFF_BORROWER_RATE="1000/60") as server:  # chatters talk fast
         yield server
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for client in made:
-        with contextlib.suppress(Exception):
-            await client.close()
 
 
 @dataclass
