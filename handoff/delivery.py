@@ -230,9 +230,13 @@ class Delivery:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout: float = 5.0) -> None:
-        """Wait for in-flight Rasa calls (used at shutdown)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        """Wait for in-flight Rasa calls, and any they started (used at shutdown)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.wait(set(self._tasks), timeout=left)
 
     async def forward_to_rasa(self, effect: ToRasaMessage) -> None:
         """One in-flight Rasa call per session; the service drops replies that come late."""

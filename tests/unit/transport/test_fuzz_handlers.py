@@ -108,6 +108,7 @@ class Harness:
     server: FakeServer
     borrower: BorrowerNamespace
     agent: AgentNamespace
+    delivery: Delivery
     loop: asyncio.AbstractEventLoop
     session_id: str = ""
     agent_token: str = ""
@@ -118,6 +119,9 @@ class Harness:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
 
     def counts(self) -> tuple[int, ...]:
+        """Row counts once every bot turn in flight has landed: an accepted message forwards
+        to Rasa in the background, and that turn's writes belong to it, not to the next check."""
+        self.run(self.delivery.drain(timeout=30))
         with self.store.read() as conn:
             return tuple(int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                          for t in TABLES)
@@ -148,7 +152,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    h = Harness(service, store, server, borrower, agent, loop)
+    h = Harness(service, store, server, borrower, agent, delivery, loop)
     service.create_agent("alice", "小李", PASSWORD, ["general"], max_sessions=50)
     h.agent_token = service.login("alice", PASSWORD).token
     h.borrower_token = mint_borrower_token("user-1", SECRET, datetime.now(timezone.utc))
