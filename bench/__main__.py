@@ -44,8 +44,10 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="vanilla (plain rasa run, REST), vanilla-memory (the same with Rasa's "
                         "in-memory tracker store), tuned-rasa (python -m bot.serve, "
                         "REST), tuned-rasa-x2 (two of them, conversations pinned by hash), "
-                        "gateway (socket.io → gateway → tuned Rasa), gateway-stub (the gateway in "
-                        "front of a stand-in Rasa that answers at once: a diagnostic)")
+                        "gateway (socket.io → gateway → tuned Rasa), gateway-x2 (the "
+                        "gateway in front of two tuned Rasa, conversations pinned by the "
+                        "gateway), gateway-stub (the gateway in front of a stand-in Rasa that "
+                        "answers at once: a diagnostic)")
     p.add_argument("--model", type=Path, default=ROOT / "models" / "loanbot.tar.gz")
     p.add_argument("--train", action="store_true",
                    help="time a fresh `rasa train` first and benchmark that model")
@@ -132,12 +134,15 @@ def _context(system: str, workdir: Path, model: Path,
         return procs.tuned_pair(workdir, model)
     if system == "gateway":
         return procs.with_gateway(workdir, model, args.agents)
+    if system == "gateway-x2":
+        return procs.with_gateway(workdir, model, args.agents, rasa_count=2)
     if system == "gateway-stub":
         return procs.gateway_on_stub(workdir, args.agents)
     raise ValueError(f"unknown system {system!r}")
 
 
-SYSTEMS = ("vanilla", "vanilla-memory", "tuned-rasa", "tuned-rasa-x2", "gateway", "gateway-stub")
+SYSTEMS = ("vanilla", "vanilla-memory", "tuned-rasa", "tuned-rasa-x2", "gateway", "gateway-x2",
+           "gateway-stub")
 
 
 def _run_system(system: str, workdir: Path, model: Path, levels: list[int],
@@ -146,12 +151,12 @@ def _run_system(system: str, workdir: Path, model: Path, levels: list[int],
         time.sleep(3)
         idle = running.rss()
         results = asyncio.run(_levels(running, levels, args, system))
-        if system == "gateway" and 1 in levels:
+        if system in ("gateway", "gateway-x2") and 1 in levels:
             # the same Rasa without the gateway, for the per-message overhead
             direct = asyncio.run(run_rest(
-                [running.rasa_url], running.rasa_token,
+                running.rasa_urls, running.rasa_token,
                 Level(1, args.warmup, args.seconds, args.seed, args.think),
-                "rasa-behind-gateway"))
+                f"rasa-behind-{system}"))
             print(json.dumps(direct.summary(), ensure_ascii=False), flush=True)
             results.append(direct)
         time.sleep(2)

@@ -183,15 +183,20 @@ def create_agents(db_url: str, count: int) -> list[tuple[str, str, str]]:
 
 @contextmanager
 def with_gateway(workdir: Path, model: Path, agents: int,
-                 gateway_env: dict[str, str] | None = None) -> Iterator[Running]:
-    """The gateway (python -m handoff) in front of action server + Rasa."""
-    with _bot(workdir, model, "gateway") as running:
+                 gateway_env: dict[str, str] | None = None, *,
+                 rasa_count: int = 1) -> Iterator[Running]:
+    """The gateway (python -m handoff) in front of action server + Rasa; with rasa_count=2
+    two tuned Rasa, each conversation pinned to one by the gateway (HANDOFF_RASA_URLS)."""
+    name = "gateway" if rasa_count == 1 else f"gateway-x{rasa_count}"
+    with _bot(workdir, model, name, rasa_count=rasa_count) as running:
         db_url = f"sqlite:///{workdir / 'handoff.sqlite'}"
         running.agents = create_agents(db_url, agents)
         env = {"HANDOFF_VAR_DIR": str(workdir), "HANDOFF_SERVICE_HOURS": "00:00-23:59",
                "HANDOFF_RASA_TIMEOUT": "30",
                # scripted agents answer every handoff at once, faster than people type
                "HANDOFF_AGENT_RATE": "600/60", **(gateway_env or {})}
+        if rasa_count > 1:
+            env["HANDOFF_RASA_URLS"] = ",".join(running.rasa_urls)
         gateway = _timed(running, start_gateway, workdir, running.rasa_url,
                          running.rasa_token, **env)
         try:

@@ -23,43 +23,47 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def ratios(data: dict[str, Any]) -> dict[int, float | None]:
-    """Gateway throughput ÷ vanilla throughput per level."""
+WHOLE_SYSTEMS = ("gateway", "gateway-x2")  # borrowers → gateway → Rasa: what the targets are for
+
+
+def ratios(data: dict[str, Any], system: str = "gateway") -> dict[int, float | None]:
+    """Whole-system throughput ÷ vanilla throughput per level."""
     out: dict[int, float | None] = {}
     for c in data["levels"]:
-        g, v = _get(data["results"], "gateway", c), _get(data["results"], "vanilla", c)
+        g, v = _get(data["results"], system, c), _get(data["results"], "vanilla", c)
         out[c] = (round(g["msg_per_s"] / v["msg_per_s"], 2)
                   if g and v and v["msg_per_s"] else None)
     return out
 
 
-def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for each target of the issue."""
+def targets(data: dict[str, Any],
+            system: str = "gateway") -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target of the issue, for one whole-system set-up."""
     rows = data["results"]
     out: list[tuple[str, str, bool | None]] = []
-    r50 = ratios(data).get(50)
+    r50 = ratios(data, system).get(50)
     out.append(("≥ 5× vanilla throughput at 50 concurrent", _fmt(r50) + "×",
                 None if r50 is None else r50 >= 5))
     for c, limit in ((50, 300.0), (200, 1000.0)):
-        g = _get(rows, "gateway", c)
+        g = _get(rows, system, c)
         p99 = g["p99_ms"] if g else None
         out.append((f"p99 ≤ {limit:.0f} ms at {c} concurrent", f"{_fmt(p99)} ms",
                     None if p99 is None else p99 <= limit))
-    g1, d1 = _get(rows, "gateway", 1), _get(rows, "rasa-behind-gateway", 1)
+    g1, d1 = _get(rows, system, 1), _get(rows, f"rasa-behind-{system}", 1)
     if g1 and d1 and g1["p50_ms"] is not None and d1["p50_ms"] is not None:
         overhead = round(g1["p50_ms"] - d1["p50_ms"], 1)
         out.append(("gateway overhead ≤ 2 ms at p50 (concurrency 1)", f"{overhead} ms",
                     overhead <= 2))
-    h = [r["handoff_p99_ms"] for r in rows if r["system"] == "gateway" and r["handoff_p99_ms"]]
+    h = [r["handoff_p99_ms"] for r in rows if r["system"] == system and r["handoff_p99_ms"]]
     if h:
         out.append(("handoff trigger sent → agent notified p99 ≤ 100 ms (worst level)",
                     f"{max(h)} ms", max(h) <= 100))
     gw = [r["handoff_gw_p99_ms"] for r in rows
-          if r["system"] == "gateway" and r.get("handoff_gw_p99_ms") is not None]
+          if r["system"] == system and r.get("handoff_gw_p99_ms") is not None]
     if gw:
         out.append(("handoff decision (bot reply) → agent notified p99 ≤ 100 ms (worst level)",
                     f"{max(gw)} ms", max(gw) <= 100))
-    idle = data["systems"].get("gateway", {}).get("idle_rss_mb")
+    idle = data["systems"].get(system, {}).get("idle_rss_mb")
     if idle:
         total = sum(idle.values())
         out.append(("whole system idle RSS ≤ 2 GB", f"{total:,.0f} MB", total <= 2048))
@@ -78,7 +82,8 @@ def plot(data: dict[str, Any], path: Path) -> bool:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for system, colour in (("vanilla", "tab:red"), ("vanilla-memory", "tab:orange"),
                            ("tuned-rasa", "tab:green"), ("tuned-rasa-x2", "tab:olive"),
-                           ("gateway", "tab:blue"), ("gateway-stub", "tab:gray")):
+                           ("gateway", "tab:blue"), ("gateway-x2", "tab:purple"),
+                           ("gateway-stub", "tab:gray")):
         rows = [r for r in data["results"] if r["system"] == system and r["p50_ms"] is not None]
         if not rows:
             continue
@@ -129,11 +134,13 @@ def measured_section(data: dict[str, Any], plot_name: str | None) -> list[str]:
         out += [data["note"], ""]
     out += [f"Command: `{data['command']}`", ""]
     out += table(data)
-    out += ["", "Throughput ratio gateway ÷ vanilla: " + ", ".join(
-        f"{c}: {_fmt(r)}×" for c, r in ratios(data).items()), ""]
-    out += ["| target | measured | met |", "|---|---|---|"]
-    out += [f"| {t} | {m} | {'yes' if ok else ('no' if ok is False else '–')} |"
-            for t, m, ok in targets(data)]
+    present = [s for s in WHOLE_SYSTEMS if any(r["system"] == s for r in data["results"])]
+    for system in present or ["gateway"]:
+        out += ["", f"Throughput ratio {system} ÷ vanilla: " + ", ".join(
+            f"{c}: {_fmt(r)}×" for c, r in ratios(data, system).items()), ""]
+        out += [f"| target ({system}) | measured | met |", "|---|---|---|"]
+        out += [f"| {t} | {m} | {'yes' if ok else ('no' if ok is False else '–')} |"
+                for t, m, ok in targets(data, system)]
     out += ["", "| system | process | cold start s | idle RSS MB | RSS after load MB |",
             "|---|---|---:|---:|---:|"]
     for system, info in data["systems"].items():

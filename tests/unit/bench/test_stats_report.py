@@ -60,6 +60,23 @@ def test_ratio_and_targets() -> None:
     assert ratios(_data(gateway_rps=100, vanilla_rps=40))[50] == 2.5
 
 
+def test_each_whole_system_set_up_gets_its_own_targets(tmp_path: Path) -> None:
+    data = _data(gateway_rps=100, vanilla_rps=40)
+    x2 = [{**r, "system": r["system"].replace("gateway", "gateway-x2"), "msg_per_s": 220.0}
+          for r in data["results"] if "gateway" in r["system"]]
+    data["results"] += x2
+    data["systems"]["gateway-x2"] = data["systems"]["gateway"]
+    assert ratios(data)[50] == 2.5 and ratios(data, "gateway-x2")[50] == 5.5
+    met = {name: ok for name, _, ok in targets(data, "gateway-x2")}
+    assert met["≥ 5× vanilla throughput at 50 concurrent"] is True
+    assert met["gateway overhead ≤ 2 ms at p50 (concurrency 1)"] is True
+    path = tmp_path / "benchmarks.md"
+    write_report(data, path)
+    text = path.read_text()
+    assert "| target (gateway) |" in text and "| target (gateway-x2) |" in text
+    assert "Throughput ratio gateway-x2 ÷ vanilla: 1: 7.3×, 50: 5.5×" in text
+
+
 def test_report_replaces_only_the_generated_section(tmp_path: Path) -> None:
     path = tmp_path / "benchmarks.md"
     path.write_text(
