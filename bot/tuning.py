@@ -9,7 +9,8 @@ blocking Rasa's event loop.
 `apply()` patches, in this process only:
 
 - `RemoteAction._validate_action_result`: the same schema and the same error (jsonschema's
-  `best_match`, message amended exactly as Rasa does), with the validator built once.
+  `best_match`, message amended exactly as Rasa does), with the validator built once; the
+  same for `rasa.server.validate_events_in_request_body` (the tracker-events endpoint).
 - `SQLTrackerStore` on a SQLite file: one kept connection per thread and WAL journal with
   `synchronous=NORMAL` (as the gateway's own store): commits no longer fsync; a power loss may
   lose the last turns, a process crash does not. Other databases are untouched.
@@ -19,18 +20,25 @@ blocking Rasa's event loop.
   are dropped after 2 s, before the action server's (Sanic) 5 s keep-alive ends, so a request
   never goes out on a connection the server is closing.
 
+- `SQLTrackerStore.retrieve/save`: the tracker a turn saved is handed to the next turn of
+  the same conversation instead of being rebuilt from every stored event, after one indexed
+  query shows the database has not moved on; every event is still inserted as Rasa would
+  (`bot/tracker_cache.py`, which says why this stays exact).
+
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
-`python -m bot.serve` is plain `rasa`), or a comma list of `validator`, `sqlite`, `http`.
+`python -m bot.serve` is plain `rasa`), or a comma list of `validator`, `sqlite`, `http`,
+`tracker_cache`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
-PATCHES = ("validator", "sqlite", "http")
+PATCHES = ("validator", "sqlite", "http", "tracker_cache")
 KEEPALIVE_SECONDS = 2.0
 _applied: set[str] = set()
 
@@ -76,6 +84,35 @@ def cached_action_result_validator() -> Any:
         raise error
 
     return _validate_action_result
+
+
+def cached_events_validator() -> Any:
+    """A replacement for rasa.server.validate_events_in_request_body (the tracker-events
+    endpoint the gateway calls to resume a conversation) with the validator built once: same
+    schema, same error response, same text."""
+    from jsonschema import validators
+    from jsonschema.exceptions import best_match
+    from rasa import server
+    from rasa.server import ErrorResponse
+    from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
+
+    cls = validators.validator_for(EVENTS_SCHEMA)
+    cls.check_schema(EVENTS_SCHEMA)
+    validator = cls(EVENTS_SCHEMA)
+
+    def validate_events_in_request_body(request: Any) -> None:
+        events = request.json if isinstance(request.json, list) else [request.json]
+        error = best_match(validator.iter_errors(events))
+        if error is not None:
+            raise ErrorResponse(
+                HTTPStatus.BAD_REQUEST,
+                "BadRequest",
+                f"Failed to validate the events format. "
+                f"For more information about the format visit the docs. Error: {error}",
+                help_url=server._docs("/pages/http-api"),
+            ) from error
+
+    return validate_events_in_request_body
 
 
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -158,9 +195,11 @@ def keep_endpoint_sessions() -> None:
 def apply(names: tuple[str, ...] = PATCHES) -> None:
     """Patch this process's Rasa (each patch at most once)."""
     if "validator" in names and "validator" not in _applied:
+        from rasa import server
         from rasa.core.actions.action import RemoteAction
 
         RemoteAction._validate_action_result = cached_action_result_validator()
+        server.validate_events_in_request_body = cached_events_validator()
         _applied.add("validator")
     if "sqlite" in names and "sqlite" not in _applied:
         tune_sql_tracker_store()
@@ -168,3 +207,8 @@ def apply(names: tuple[str, ...] = PATCHES) -> None:
     if "http" in names and "http" not in _applied:
         keep_endpoint_sessions()
         _applied.add("http")
+    if "tracker_cache" in names and "tracker_cache" not in _applied:
+        from bot import tracker_cache
+
+        tracker_cache.install()
+        _applied.add("tracker_cache")

@@ -114,3 +114,32 @@ def test_endpoint_sessions_are_kept_per_loop() -> None:
         assert first is second
     finally:
         endpoints.EndpointConfig.session = saved
+
+
+EVENT_BODIES: list[Any] = [
+    [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+    {"event": "slot", "name": "product", "value": "信用贷"},
+    [{"event": "slot", "value": 3}],                     # slot without name
+    [{"event": "nonsense"}],
+    [{"event": "user", "text": 5}],
+    "not events",
+    [],
+]
+
+
+@pytest.mark.parametrize("body", EVENT_BODIES)
+def test_cached_events_validator_accepts_and_refuses_exactly_as_rasa(body: Any) -> None:
+    from rasa import server
+
+    class Request:
+        json = body
+
+    def outcome(fn: Any) -> tuple[Any, ...]:
+        try:
+            fn(Request())
+        except server.ErrorResponse as err:
+            return (err.status, err.error_info["message"])
+        return ("ok",)
+
+    assert outcome(tuning.cached_events_validator()) == outcome(
+        server.validate_events_in_request_body)
