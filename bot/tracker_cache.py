@@ -168,12 +168,16 @@ def install(cache: TrackerCache | None = None) -> TrackerCache:
             stored_last = last_id(conn, sender_id)
         if entry is not None and entry.last_id == stored_last:
             cache.hits += 1
+        elif stored_last is None:
+            # No rows: Rasa's read would find nothing either. A new conversation, whose
+            # first save stores every event.
+            cache.misses += 1
+            cache.lend(sender_id, Entry(None, 0, None))
+            return None
         else:
             cache.misses += 1
             tracker = await original_retrieve(self, sender_id)
             if tracker is None:
-                if stored_last is None:  # a new conversation: its first save stores all
-                    cache.lend(sender_id, Entry(None, 0, None))
                 return None
             # Rasa's rows since the latest session start, one per event, in order.
             entry = Entry(tracker, len(tracker.events), stored_last)
