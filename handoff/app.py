@@ -45,6 +45,7 @@ from handoff.replay_marks import LocalManager, LocalMarks, RedisManager, RedisMa
 from handoff.service import HandoffService
 from handoff.settings import Settings
 from handoff.store import Store
+from handoff.store_calls import store_runner
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,9 @@ class Gateway:
         )
         # No agent socket survived a restart: start every still-present agent's grace period
         # before the first tick, so tick() can requeue their sessions if they do not return.
-        await asyncio.to_thread(self.service.recover_after_restart)
-        await self.delivery.deliver(await asyncio.to_thread(self.service.recover_pending_turns))
+        run_store = self.delivery.run_store
+        await run_store(self.service.recover_after_restart)
+        await self.delivery.deliver(await run_store(self.service.recover_pending_turns))
         self._ticker = asyncio.ensure_future(self._tick_forever())
 
     async def shutdown(self) -> None:
@@ -115,7 +117,7 @@ class Gateway:
         await self.delivery.drain()
         # Other gateway nodes should not wait for this node's heartbeat to expire.
         try:
-            await self.delivery.deliver(await asyncio.to_thread(self.service.node_stopped))
+            await self.delivery.deliver(await self.delivery.run_store(self.service.node_stopped))
         except Exception:
             log.exception("could not deregister this gateway node")
         await self.rasa.close()
@@ -128,7 +130,7 @@ class Gateway:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             try:
-                effects = await asyncio.to_thread(self.service.tick)
+                effects = await self.delivery.run_store(self.service.tick)
                 await self.delivery.deliver(effects)
             except StoreUnavailable:  # an outage, already logged by the store: no traceback
                 continue
@@ -172,7 +174,8 @@ def build_gateway(
         logger=False,
         engineio_logger=False,
     )
-    delivery = Delivery(sio, rasa, service, asyncio.to_thread, marks)
+    delivery = Delivery(sio, rasa, service, store_runner(settings.store_calls, store.is_sqlite),
+                        marks)
     compliance = Compliance.load()
     canned = load_canned(compliance=compliance)
     tokens = BorrowerTokens(settings.borrower_jwt_secret, settings.require_borrower_token, clock)

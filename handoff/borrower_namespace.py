@@ -9,7 +9,6 @@ the returned effects.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -184,8 +183,10 @@ class GatewayNamespace(socketio.AsyncNamespace):
         self.delivery = delivery
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        # The service is synchronous (database work); keep it off the event loop.
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        # The service is synchronous (database work): on the loop or in a thread, as the
+        # store decides (handoff/store_calls.py).
+        result: T = await self.delivery.run_store(fn, *args, **kwargs)
+        return result
 
 
 class BorrowerNamespace(GatewayNamespace):

@@ -174,6 +174,11 @@ class Delivery:
         self.marks: ReplayMarks = marks if marks is not None else LocalMarks()
         self._last_status_text: OrderedDict[str, str] = OrderedDict()
 
+    @property
+    def run_store(self) -> Callable[..., Awaitable[Any]]:
+        """How synchronous service calls run here (handoff/store_calls.py)."""
+        return self._run_sync
+
     async def deliver(self, effects: Iterable[Effect]) -> None:
         for effect in effects:
             try:

@@ -9,7 +9,8 @@ API CHANGES since the first published version (11:20 UTC), all before 11:35:
 
 How the transport uses it (details in docs/gateway.md, effect types in handoff/model.py):
 - Every method is synchronous, thread-safe, and does its database work in one transaction.
-  Call it from async code with `await anyio.to_thread.run_sync(...)` (or asyncio.to_thread).
+  Call it from async code through `handoff.store_calls` (on the loop for SQLite, in a
+  worker thread for a networked database).
 - Every method returns effects; deliver them in order after the call returns. Nothing is
   relayed by the service itself, and every message is stored before it is returned.
 - Errors are `handoff.errors.HandoffError` subclasses; send `err.to_dict()` to the client.

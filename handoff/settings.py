@@ -84,6 +84,9 @@ class Settings:
     require_borrower_token: bool = False
     # Bearer token for a Prometheus scraper on GET /metrics (supervisor login tokens also work).
     metrics_token: str | None = None
+    # Where per-message store work runs (handoff/store_calls.py): "auto" (on the event loop
+    # for SQLite, in worker threads for a networked database), "loop" or "thread".
+    store_calls: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +132,7 @@ class Settings:
             borrower_jwt_secret=_borrower_secret(env),
             require_borrower_token=_require_borrower_token(env),
             metrics_token=_optional_secret(env, "HANDOFF_METRICS_TOKEN"),
+            store_calls=_choice(env, "HANDOFF_STORE_CALLS", "auto", ("auto", "loop", "thread")),
         )
 
 
@@ -166,6 +170,13 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float,
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _str(env, name, default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 
