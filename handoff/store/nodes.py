@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from handoff.store.schema import agent_sockets, gateway_nodes, pending_turns
@@ -76,9 +76,18 @@ def live_sockets(conn: Connection, agent_id: str, alive_after: datetime) -> int:
 # --- borrower messages on their way to Rasa ------------------------------------------------
 
 
+# Per-message statements, built once (see handoff/store/repo.py).
+_INSERT_PENDING = insert(pending_turns)
+_OLDEST_PENDING = select(func.min(pending_turns.c.seq)).where(
+    pending_turns.c.session_id == bindparam("session_key"))
+_DELETE_PENDING = delete(pending_turns).where(and_(
+    pending_turns.c.session_id == bindparam("session_key"),
+    pending_turns.c.seq == bindparam("seq_key")))
+
+
 def add_pending_turn(conn: Connection, node_id: str, session_id: str, seq: int, text: str,
                      metadata: dict[str, Any] | None, now: datetime) -> None:
-    conn.execute(insert(pending_turns).values(
+    conn.execute(_INSERT_PENDING, dict(
         session_id=session_id, seq=seq, node_id=node_id, text=text, metadata=metadata,
         created_at=now,
     ))
@@ -87,12 +96,9 @@ def add_pending_turn(conn: Connection, node_id: str, session_id: str, seq: int, 
 def resolve_oldest_turn(conn: Connection, session_id: str) -> None:
     """A session's turns reach Rasa one at a time in seq order, so an answer (or a failure)
     settles the oldest pending one."""
-    oldest = conn.execute(
-        select(func.min(pending_turns.c.seq)).where(pending_turns.c.session_id == session_id)
-    ).scalar_one()
+    oldest = conn.execute(_OLDEST_PENDING, {"session_key": session_id}).scalar_one()
     if oldest is not None:
-        conn.execute(delete(pending_turns).where(and_(
-            pending_turns.c.session_id == session_id, pending_turns.c.seq == oldest)))
+        conn.execute(_DELETE_PENDING, {"session_key": session_id, "seq_key": oldest})
 
 
 def adopt_turns(conn: Connection, from_node: str, to_node: str) -> list[Row]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -23,16 +23,31 @@ from handoff.model import (
 )
 from handoff.store.schema import agents, callbacks, csat, messages, notes, sessions, transitions
 
+# Statements of the per-message path, built once. SQLAlchemy memoises a statement object's
+# cache key, so executing a prebuilt statement with parameters skips re-building, coercing and
+# re-keying it on every call (measured: most of the gateway's CPU per message went there,
+# docs/benchmarks.md).
+_SESSION_BY_ID = select(sessions).where(sessions.c.id == bindparam("session_key"))
+_SESSION_BY_ID_FOR_UPDATE = _SESSION_BY_ID.with_for_update()
+_BUMP_SEQ = (update(sessions).where(sessions.c.id == bindparam("session_key"))
+             .values(last_seq=sessions.c.last_seq + 1))
+_LAST_SEQ = select(sessions.c.last_seq).where(sessions.c.id == bindparam("session_key"))
+_INSERT_SESSION = sessions.insert()
+_INSERT_MESSAGE = messages.insert()
+_INSERT_TRANSITION = transitions.insert()
+_CLIENT_MESSAGE = select(messages).where(and_(
+    messages.c.session_id == bindparam("session_key"),
+    messages.c.client_msg_id == bindparam("client_key"),
+))
+
 # --- sessions ----------------------------------------------------------------------------
 
 
 def get_session(conn: Connection, session_id: str, *, for_update: bool = False) -> Row | None:
     """The session row; `for_update` locks it on PostgreSQL (SQLite already holds the
     database write lock inside Store.write())."""
-    query = select(sessions).where(sessions.c.id == session_id)
-    if for_update:
-        query = query.with_for_update()
-    return conn.execute(query).first()
+    query = _SESSION_BY_ID_FOR_UPDATE if for_update else _SESSION_BY_ID
+    return conn.execute(query, {"session_key": session_id}).first()
 
 
 def require_session(conn: Connection, session_id: str, *, for_update: bool = False) -> Row:
@@ -43,12 +58,10 @@ def require_session(conn: Connection, session_id: str, *, for_update: bool = Fal
 
 
 def insert_session(conn: Connection, session_id: str, identity: str | None, now: datetime) -> None:
-    conn.execute(
-        sessions.insert().values(
-            id=session_id, identity=identity, state="bot", episode=0, requeued_front=False,
-            unresolved_turns=0, last_seq=0, version=1, created_at=now, updated_at=now,
-        )
-    )
+    conn.execute(_INSERT_SESSION, dict(
+        id=session_id, identity=identity, state="bot", episode=0, requeued_front=False,
+        unresolved_turns=0, last_seq=0, version=1, created_at=now, updated_at=now,
+    ))
 
 
 def update_session(
@@ -127,9 +140,7 @@ def session_view(row: Row, agent_name: str | None = None) -> SessionView:
 
 def find_client_message(conn: Connection, session_id: str, client_msg_id: str) -> Row | None:
     return conn.execute(
-        select(messages).where(
-            and_(messages.c.session_id == session_id, messages.c.client_msg_id == client_msg_id)
-        )
+        _CLIENT_MESSAGE, {"session_key": session_id, "client_key": client_msg_id}
     ).first()
 
 
@@ -150,22 +161,23 @@ def append_message(
 ) -> MessageView:
     """Store a message with the next seq of its session. The increment is one UPDATE, which
     row-locks (PostgreSQL) or runs under the write lock (SQLite), so seqs never collide."""
-    bumped = conn.execute(
-        update(sessions).where(sessions.c.id == session_id).values(last_seq=sessions.c.last_seq + 1)
-    )
+    bumped = conn.execute(_BUMP_SEQ, {"session_key": session_id})
     if bumped.rowcount != 1:
         raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
-    seq = conn.execute(select(sessions.c.last_seq).where(sessions.c.id == session_id)).scalar_one()
+    seq = conn.execute(_LAST_SEQ, {"session_key": session_id}).scalar_one()
     values = dict(
         session_id=session_id, seq=seq, episode=episode, sender=sender, agent_id=agent_id,
         display_name=display_name, text=text, payload=payload, intent=intent,
         confidence=confidence, client_msg_id=client_msg_id, created_at=now,
     )
-    try:
-        with conn.begin_nested():
-            conn.execute(messages.insert().values(**values))
-    except IntegrityError:
-        raise ConflictError(f"message {client_msg_id!r} already stored") from None
+    if client_msg_id is None:  # seq comes from the row-locked counter: nothing can collide
+        conn.execute(_INSERT_MESSAGE, values)
+    else:
+        try:
+            with conn.begin_nested():
+                conn.execute(_INSERT_MESSAGE, values)
+        except IntegrityError:
+            raise ConflictError(f"message {client_msg_id!r} already stored") from None
     return MessageView(
         session_id=session_id, seq=seq, sender=sender,  # type: ignore[arg-type]
         text=text, created_at=now, payload=payload, agent_id=agent_id,
@@ -278,13 +290,11 @@ def insert_transition(
     now: datetime,
     handle_seconds: float | None = None,
 ) -> None:
-    conn.execute(
-        transitions.insert().values(
-            session_id=session_id, from_state=from_state, to_state=to_state, event=event,
-            actor=actor, reason=(reason or None) and reason[:255], handle_seconds=handle_seconds,
-            created_at=now,
-        )
-    )
+    conn.execute(_INSERT_TRANSITION, dict(
+        session_id=session_id, from_state=from_state, to_state=to_state, event=event,
+        actor=actor, reason=(reason or None) and reason[:255], handle_seconds=handle_seconds,
+        created_at=now,
+    ))
 
 
 def transitions_of(conn: Connection, session_id: str) -> list[TransitionView]:
