@@ -35,6 +35,13 @@ _LAST_SEQ = select(sessions.c.last_seq).where(sessions.c.id == bindparam("sessio
 _INSERT_SESSION = sessions.insert()
 _INSERT_MESSAGE = messages.insert()
 _INSERT_TRANSITION = transitions.insert()
+_MESSAGES_SINCE = (select(messages)
+                   .where(and_(messages.c.session_id == bindparam("session_key"),
+                               messages.c.seq > bindparam("seq_key")))
+                   .order_by(messages.c.seq))
+_MESSAGES_SINCE_LIMITED = _MESSAGES_SINCE.limit(bindparam("limit_key"))
+_LAST_MESSAGES = (select(messages).where(messages.c.session_id == bindparam("session_key"))
+                  .order_by(messages.c.seq.desc()).limit(bindparam("limit_key")))
 _CLIENT_MESSAGE = select(messages).where(and_(
     messages.c.session_id == bindparam("session_key"),
     messages.c.client_msg_id == bindparam("client_key"),
@@ -189,23 +196,15 @@ def append_message(
 def messages_since(
     conn: Connection, session_id: str, last_seq: int, limit: int | None = None
 ) -> list[MessageView]:
-    query = (
-        select(messages)
-        .where(and_(messages.c.session_id == session_id, messages.c.seq > last_seq))
-        .order_by(messages.c.seq)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return [message_view(r) for r in conn.execute(query)]
+    params = {"session_key": session_id, "seq_key": last_seq}
+    if limit is None:
+        return [message_view(r) for r in conn.execute(_MESSAGES_SINCE, params)]
+    return [message_view(r) for r in conn.execute(_MESSAGES_SINCE_LIMITED,
+                                                  {**params, "limit_key": limit})]
 
 
 def last_messages(conn: Connection, session_id: str, count: int) -> list[MessageView]:
-    rows = conn.execute(
-        select(messages)
-        .where(messages.c.session_id == session_id)
-        .order_by(messages.c.seq.desc())
-        .limit(count)
-    )
+    rows = conn.execute(_LAST_MESSAGES, {"session_key": session_id, "limit_key": count})
     return [message_view(r) for r in reversed(list(rows))]
 
 

@@ -55,13 +55,16 @@ class FakeRasa:
     """Scripted Rasa: see :meth:`_reply_for` for the rules."""
 
     slow_seconds: float = 2.0
-    port: int = field(default_factory=free_port)
+    port: int = 0  # 0: a free port, chosen again if another process takes it before we bind
     messages: list[dict[str, Any]] = field(default_factory=list)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     paused: set[str] = field(default_factory=set)
     tokens: list[str | None] = field(default_factory=list)  # ?token= of tracker-event calls
 
     def __post_init__(self) -> None:
+        self._auto_port = self.port == 0
+        if self._auto_port:
+            self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -104,7 +107,15 @@ class FakeRasa:
         app.router.add_get("/", self._health)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        await self._site_start()
+        for attempt in range(5):
+            try:
+                await self._site_start()
+                return
+            except OSError:
+                # free_port() only found a port free a moment ago; someone else got it.
+                if not self._auto_port or attempt == 4:
+                    raise
+                self.port = free_port()
 
     async def _site_start(self) -> None:
         assert self._runner is not None
