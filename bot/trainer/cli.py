@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from bot.training import ROOT, ModelPaths
 
 if TYPE_CHECKING:  # imported lazily at run time: `loanbot model-status` must stay fast
+    from bot.trainer.deploy import SwitchResult
     from bot.trainer.inbox import InboxItem
     from bot.trainer.rasa_api import RasaApi
     from handoff.settings import Settings
@@ -32,6 +33,22 @@ def _rasa_api(args: argparse.Namespace) -> RasaApi:
 
     settings = _settings()
     return RasaApi(args.rasa_url or settings.rasa_url, args.rasa_token or settings.rasa_token)
+
+
+def _rasa_apis(args: argparse.Namespace) -> list[RasaApi]:
+    """--rasa-url, or every instance the gateway routes to (HANDOFF_RASA_URLS)."""
+    from bot.trainer.rasa_api import RasaApi
+
+    if args.rasa_url:
+        return [_rasa_api(args)]
+    settings = _settings()
+    token = args.rasa_token or settings.rasa_token
+    return [RasaApi(url, token) for url in (settings.rasa_urls or (settings.rasa_url,))]
+
+
+def _print_switched(api: RasaApi, switched: SwitchResult) -> None:
+    print(f"    {api.base_url} now runs {switched.after['model_file']} "
+          f"(model_id {switched.model_id}; the switch took {switched.seconds:.1f}s)", flush=True)
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -167,20 +184,21 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     if not result.promote:
         print("error: candidate refused; the running model is unchanged", file=sys.stderr)
         return 1
-    api = _rasa_api(args)
+    apis = _rasa_apis(args)
     timeout = args.gateway_timeout or _settings().rasa_timeout_seconds
     try:
         print("==> 3/4 checking the switch pause against the gateway time-out", flush=True)
         deploy.check_pause(result.load_seconds.get("candidate", 0.0), timeout)
         release = deploy.stage_release(candidate_paths.model)
-        print(f"==> 4/4 switching Rasa at {api.base_url} to {release.name}", flush=True)
-        switched = deploy.switch(api, release)
+        where = ", ".join(api.base_url for api in apis)
+        print(f"==> 4/4 switching Rasa at {where} to {release.name}", flush=True)
+        deploy.switch_all(apis, release, _print_switched)
     except (deploy.DeployError, deploy.RasaApiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     deploy.promote_on_disk(release, candidate_paths.fingerprint)
-    print(f"Rasa now runs {switched.after['model_file']} (model_id {switched.model_id}); "
-          f"the switch took {switched.seconds:.1f}s; models/loanbot.tar.gz updated")
+    print(f"Rasa ({len(apis)} instance{'s' if len(apis) > 1 else ''}) now runs {release.name}; "
+          "models/loanbot.tar.gz updated")
     return 0
 
 
@@ -189,15 +207,13 @@ def _cmd_switch_model(args: argparse.Namespace) -> int:
     from bot.trainer import deploy
 
     release = Path(args.model)
-    api = _rasa_api(args)
     try:
-        switched = deploy.switch(api, release)
+        deploy.switch_all(_rasa_apis(args), release, _print_switched)
     except (deploy.DeployError, deploy.RasaApiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.promote:
         deploy.promote_on_disk(release, None)
-    print(f"Rasa now runs {switched.after['model_file']} ({switched.seconds:.1f}s)")
     return 0
 
 

@@ -22,6 +22,7 @@ import os
 import shutil
 import tarfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,6 +82,25 @@ def switch(api: RasaApi, release: Path) -> SwitchResult:
     if after.get("model_file") != release.name or after.get("model_id") != expected_id:
         raise DeployError(f"Rasa reports {after} after loading {release.name} ({expected_id})")
     return SwitchResult(release, expected_id, before, after, seconds)
+
+
+def switch_all(apis: Sequence[RasaApi], release: Path,
+               on_switched: Callable[[RasaApi, SwitchResult], None] | None = None,
+               ) -> list[SwitchResult]:
+    """Switch every Rasa instance, one after another: while one loads, the others keep
+    answering their own conversations. Stops at the first failure, naming the instances
+    already switched (they keep the new model; `switch-model` rolls them back)."""
+    done: list[SwitchResult] = []
+    for api in apis:
+        try:
+            result = switch(api, release)
+        except (DeployError, RasaApiError) as exc:
+            switched = ", ".join(a.base_url for a in apis[:len(done)]) or "none"
+            raise DeployError(f"{api.base_url}: {exc} (already switched: {switched})") from exc
+        done.append(result)
+        if on_switched is not None:
+            on_switched(api, result)
+    return done
 
 
 def promote_on_disk(release: Path, fingerprint: Path | None,

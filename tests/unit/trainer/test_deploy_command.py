@@ -56,6 +56,6 @@ def test_unreachable_rasa_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert run_deploy(tmp_path, monkeypatch, good(), "30") == 1
     err = capsys.readouterr().err
-    assert "error: GET /status" in err
+    assert err.startswith("error: http://127.0.0.1:9: GET /status")
     # staged for the switch, but models/loanbot.tar.gz is only replaced after a switch
     assert len(list((tmp_path / "releases").glob("*.tar.gz"))) == 1
