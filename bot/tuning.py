@@ -25,9 +25,12 @@ blocking Rasa's event loop.
   query shows the database has not moved on; every event is still inserted as Rasa would
   (`bot/tracker_cache.py`, which says why this stays exact).
 
+- `DaskGraphRunner.run`: the same graph nodes called in plain topological order instead of
+  through dask's scheduler (`bot/graph_runner.py`).
+
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `validator`, `sqlite`, `http`,
-`tracker_cache`.
+`tracker_cache`, `graph`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from http import HTTPStatus
 from typing import Any
 
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
-PATCHES = ("validator", "sqlite", "http", "tracker_cache")
+PATCHES = ("validator", "sqlite", "http", "tracker_cache", "graph")
 KEEPALIVE_SECONDS = 2.0
 _applied: set[str] = set()
 
@@ -212,3 +215,8 @@ def apply(names: tuple[str, ...] = PATCHES) -> None:
 
         tracker_cache.install()
         _applied.add("tracker_cache")
+    if "graph" in names and "graph" not in _applied:
+        from bot import graph_runner
+
+        graph_runner.install()
+        _applied.add("graph")

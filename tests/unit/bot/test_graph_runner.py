@@ -1,0 +1,78 @@
+"""bot/graph_runner.py: the sequential runner gives exactly what Rasa's dask runner gives,
+node for node, for NLU parses and whole conversations of the real trained model."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rasa")
+
+from rasa.engine.exceptions import GraphRunError  # noqa: E402
+from rasa.engine.runner.dask import DaskGraphRunner  # noqa: E402
+
+from bench.utterances import conversations  # noqa: E402
+from bot import graph_runner  # noqa: E402
+
+DASK_RUN = DaskGraphRunner.run
+
+
+@pytest.fixture()
+def restore_runner() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        DaskGraphRunner.run = DASK_RUN  # type: ignore[method-assign]
+
+
+def test_order_puts_every_node_after_what_it_needs() -> None:
+    needs = {"a": [], "b": ["a", "__message__"], "c": ["b", "a"], "d": ["a"], "x": ["d"]}
+    order = graph_runner.topological_order(needs, ["c", "d"])
+    assert set(order) == {"a", "b", "c", "d"}  # x is not needed
+    assert order.index("a") < order.index("b") < order.index("c")
+    with pytest.raises(ValueError, match="cycle"):
+        graph_runner.topological_order({"a": ["b"], "b": ["a"]}, ["a"])
+
+
+def _conversation_outputs(agent: Any, turns: list[list[str]]) -> list[Any]:
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    async def talk() -> list[Any]:
+        out = []
+        for i, texts in enumerate(turns):
+            for text in texts:
+                out.append(await agent.parse_message(text))
+                out.append(await agent.handle_message(
+                    UserMessage(text, CollectingOutputChannel(), sender_id=f"runner-{i}")))
+        return out
+
+    return asyncio.run(talk())
+
+
+def test_same_parses_and_answers_as_dask(trained_model: Path, tmp_path: Path,
+                                         restore_runner: None) -> None:
+    from rasa.core.agent import Agent
+
+    turns = [c.turns for c in itertools.islice(conversations(5), 12)]
+    with_dask = _conversation_outputs(Agent.load(str(trained_model)), turns)
+    graph_runner.install()
+    sequential = _conversation_outputs(Agent.load(str(trained_model)), turns)
+    assert len(with_dask) == len(sequential) > 40
+    assert sequential == with_dask
+
+
+def test_an_input_named_like_a_node_is_refused(trained_model: Path,
+                                               restore_runner: None) -> None:
+    from rasa.core.agent import Agent
+
+    graph_runner.install()
+    agent = Agent.load(str(trained_model))
+    runner = agent.processor.graph_runner  # type: ignore[union-attr]
+    node = next(iter(runner._graph_schema.nodes))
+    with pytest.raises(GraphRunError, match="clashes with a node name"):
+        runner.run(inputs={"__message__": node})
