@@ -84,4 +84,4 @@ scale-rasa-test: model
 .PHONY: bench
 bench: model
 	@$(PY) -m bench --train --levels 1,10,50,100,200 --seconds 15 --warmup 3 \
-		--systems vanilla,vanilla-memory,tuned-rasa,tuned-rasa-x2,gateway,gateway-stub
+		--systems vanilla,vanilla-memory,tuned-rasa,tuned-rasa-x2,gateway,gateway-x2,gateway-stub
