@@ -9,7 +9,10 @@ message halved and its throughput doubled when SQLite calls ran on the loop, bec
 hop meant two thread switches and a fight for the GIL with the loop thread.
 
 Work that is slow by design (password hashing at login, dashboard figures over long ranges)
-stays on threads whatever this says; see handoff/app.py.
+stays on threads whatever this says; see handoff/app.py. The price of the loop: while another
+process writes the same SQLite file (the admin CLI, `loanbot inbox export` marking items) the
+gateway waits for that transaction; those are short. For long maintenance on a live SQLite
+gateway, set HANDOFF_STORE_CALLS=thread.
 """
 
 from __future__ import annotations
