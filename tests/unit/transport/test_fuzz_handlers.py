@@ -43,6 +43,7 @@ from handoff.policy import Policy
 from handoff.service import HandoffService
 from handoff.settings import Settings
 from handoff.store import Store, schema
+from handoff.store_calls import store_runner
 
 REPO = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
@@ -140,7 +141,9 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     service = HandoffService(store, Policy.load(cfg.policy_file), cfg,
                              lambda: datetime.now(timezone.utc))
     server = FakeServer()
-    delivery = Delivery(server, SilentRasa(), service, asyncio.to_thread)  # type: ignore[arg-type]
+    # Store calls run as the gateway runs them on this store (on the loop, for SQLite).
+    delivery = Delivery(server, SilentRasa(), service,  # type: ignore[arg-type]
+                        store_runner(cfg.store_calls, store.is_sqlite))
     compliance = Compliance.load()
     borrower = BorrowerNamespace(service, delivery, cfg.max_message_length,
                                  tokens=BorrowerTokens(SECRET, False,
