@@ -46,6 +46,16 @@ PYEOF
   exit 1
 }
 
+# bot/endpoints.yml names the action server on its default port; another ACTION_PORT gets a
+# copy pointing there, so Rasa calls the action server this script started.
+ENDPOINTS=bot/endpoints.yml
+if [ "$ACTION_PORT" != 5055 ]; then
+  ENDPOINTS=var/endpoints.yml
+  sed "s#http://127.0.0.1:5055/webhook#http://127.0.0.1:$ACTION_PORT/webhook#" bot/endpoints.yml >"$ENDPOINTS"
+  grep -q "127.0.0.1:$ACTION_PORT/webhook" "$ENDPOINTS" || {
+    echo "ERROR: could not point $ENDPOINTS at the action server on port $ACTION_PORT" >&2; exit 1; }
+fi
+
 for port in "$ACTION_PORT" "$RASA_PORT"; do
   if port_busy "$port"; then echo "ERROR: port $port is in use (another 'make run'?)" >&2; exit 1; fi
 done
@@ -57,14 +67,14 @@ pids+=($!)
 wait_for "action server" "http://127.0.0.1:$ACTION_PORT/health" 60 var/log/actions.log
 
 if [ "${1:-}" = "--shell" ]; then
-  "$RASA" shell -m "$MODEL" --endpoints bot/endpoints.yml
+  "$RASA" shell -m "$MODEL" --endpoints "$ENDPOINTS"
   exit 0
 fi
 
 echo "==> starting Rasa on 127.0.0.1:$RASA_PORT (log: var/log/rasa.log)"
 # `python -m bot.serve` is `rasa` minus per-turn overheads (bot/tuning.py; LOANBOT_RASA_TUNING=0
 # for plain Rasa).
-"$PY" -m bot.serve run -m "$MODEL" --endpoints bot/endpoints.yml --credentials bot/credentials.yml \
+"$PY" -m bot.serve run -m "$MODEL" --endpoints "$ENDPOINTS" --credentials bot/credentials.yml \
   -i 127.0.0.1 -p "$RASA_PORT" --enable-api --auth-token="$RASA_TOKEN" >var/log/rasa.log 2>&1 &
 pids+=($!)
 wait_for "Rasa" "http://127.0.0.1:$RASA_PORT/" 180 var/log/rasa.log
