@@ -61,17 +61,23 @@ def selected(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return names
 
 
+def compiled_validator(schema: dict[str, Any]) -> Any:
+    """The validator `jsonschema.validate` would build, built (and the schema checked) once."""
+    from jsonschema import validators
+
+    cls = validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
 def cached_action_result_validator() -> Any:
     """A replacement for RemoteAction._validate_action_result with a compiled validator."""
-    from jsonschema import ValidationError, validators
+    from jsonschema import ValidationError
     from jsonschema.exceptions import best_match
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.constants import DOCS_BASE_URL
 
-    schema = RemoteAction.action_response_format_spec()
-    cls = validators.validator_for(schema)
-    cls.check_schema(schema)
-    validator = cls(schema)
+    validator = compiled_validator(RemoteAction.action_response_format_spec())
 
     def _validate_action_result(self: Any, result: dict[str, Any]) -> bool:
         error = best_match(validator.iter_errors(result))
@@ -93,15 +99,12 @@ def cached_events_validator() -> Any:
     """A replacement for rasa.server.validate_events_in_request_body (the tracker-events
     endpoint the gateway calls to resume a conversation) with the validator built once: same
     schema, same error response, same text."""
-    from jsonschema import validators
     from jsonschema.exceptions import best_match
     from rasa import server
     from rasa.server import ErrorResponse
     from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 
-    cls = validators.validator_for(EVENTS_SCHEMA)
-    cls.check_schema(EVENTS_SCHEMA)
-    validator = cls(EVENTS_SCHEMA)
+    validator = compiled_validator(EVENTS_SCHEMA)
 
     def validate_events_in_request_body(request: Any) -> None:
         events = request.json if isinstance(request.json, list) else [request.json]

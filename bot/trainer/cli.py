@@ -28,22 +28,19 @@ def _settings() -> Settings:
     return Settings.from_env(os.environ)
 
 
-def _rasa_api(args: argparse.Namespace) -> RasaApi:
-    from bot.trainer.rasa_api import RasaApi
-
-    settings = _settings()
-    return RasaApi(args.rasa_url or settings.rasa_url, args.rasa_token or settings.rasa_token)
-
-
 def _rasa_apis(args: argparse.Namespace) -> list[RasaApi]:
     """--rasa-url, or every instance the gateway routes to (HANDOFF_RASA_URLS)."""
     from bot.trainer.rasa_api import RasaApi
 
-    if args.rasa_url:
-        return [_rasa_api(args)]
     settings = _settings()
     token = args.rasa_token or settings.rasa_token
-    return [RasaApi(url, token) for url in (settings.rasa_urls or (settings.rasa_url,))]
+    urls = [args.rasa_url] if args.rasa_url else list(settings.rasa_urls or (settings.rasa_url,))
+    return [RasaApi(url, token) for url in urls]
+
+
+def _rasa_api(args: argparse.Namespace) -> RasaApi:
+    """--rasa-url, or the first instance (HANDOFF_RASA_URL)."""
+    return _rasa_apis(args)[0]
 
 
 def _print_switched(api: RasaApi, switched: SwitchResult) -> None:
