@@ -31,15 +31,16 @@ GENERIC_ERROR = "系统暂时无法处理您的请求，请稍后再试，或回
 
 
 @lru_cache(maxsize=4)
-def repository(url: str) -> Any:
+def repository(url: str, reference_ttl: float) -> Any:
     """One LoanRepository (and connection pool) per database URL and process."""
     from actions.store.repository import LoanRepository
 
-    return LoanRepository(url)
+    return LoanRepository(url, reference_ttl=reference_ttl)
 
 
 def current_repository() -> Any:
-    return repository(load_settings().loan_db_url)
+    settings = load_settings()
+    return repository(settings.loan_db_url, settings.reference_ttl)
 
 
 def latest_intent(tracker: Tracker) -> tuple[str | None, float]:

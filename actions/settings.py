@@ -28,6 +28,8 @@ class Settings:
     default_method: str
     # schedule rows shown in the text reply before the last row; the full table goes as JSON
     preview_rows: int
+    # seconds products and the LPR fixing are reused before being read again (0: every time)
+    reference_ttl: float = 60.0
 
 
 def _path(value: str) -> Path:
@@ -45,6 +47,16 @@ def _positive_int(name: str, value: str) -> int:
     return number
 
 
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from exc
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
+    return number
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from the environment (or the mapping given), falling back to defaults."""
     env = os.environ if env is None else env
@@ -56,4 +68,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         handoff_policy_file=_path(env.get("HANDOFF_POLICY_FILE", DEFAULT_POLICY_FILE)),
         default_method=method,
         preview_rows=_positive_int("LOANBOT_PREVIEW_ROWS", env.get("LOANBOT_PREVIEW_ROWS", "3")),
+        reference_ttl=_seconds("LOANBOT_REFERENCE_TTL", env.get("LOANBOT_REFERENCE_TTL", "60")),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 from bench import procs, profile
 from bench.drivers import HandoffClock, Level, ScriptedAgents, run_gateway, run_rest
@@ -62,6 +65,11 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--render", type=Path, default=None,
                    help="only re-render the report from a JSON file of an earlier run")
     p.add_argument("--note", default="", help="a sentence added to the report (conditions)")
+    p.add_argument("--remote-actions", action="store_true",
+                   help="tuned Rasa calls the action server instead of running the custom "
+                        "actions in its process (for an A/B; vanilla always calls it)")
+    p.add_argument("--workdir", default=None,
+                   help="keep databases and service logs here (default: a temporary directory)")
     return p.parse_args(argv)
 
 
@@ -181,7 +189,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds, "warmup": args.warmup, "think": args.think, "note": args.note,
         "systems": {}, "results": [],
     }
-    with tempfile.TemporaryDirectory(prefix="loanbot-bench-") as tmp:
+    with contextlib.ExitStack() as cleanup:
+        if args.workdir:
+            tmp = str(Path(args.workdir).resolve())
+            Path(tmp).mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="loanbot-bench-"))
         model = args.model
         if args.train:
             model, seconds = train(Path(tmp) / "model")
@@ -204,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_report(json.loads(args.render.read_text()), args.out, args.section)
         print(f"wrote {args.out}")
         return 0
+    # The load generator shares the two cores with the systems under test: it runs on uvloop,
+    # as the gateway does under uvicorn, for the REST (vanilla) and socket.io load alike.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    procs.REMOTE_ACTIONS.enabled = args.remote_actions
     data = run(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, ensure_ascii=False, indent=1))

@@ -105,6 +105,16 @@ class Running:
         return {s.name: round(seconds, 1) for s, seconds in self.services}
 
 
+@dataclass
+class _Switch:
+    enabled: bool = False
+
+
+# `python -m bench --remote-actions`: the tuned systems call an action server (the A/B of
+# in-process actions in docs/benchmarks.md).
+REMOTE_ACTIONS = _Switch()
+
+
 def _timed(running: Running, make: object, *args: object, **kwargs: object) -> Service:
     start = time.monotonic()
     service = make(*args, **kwargs)  # type: ignore[operator]
@@ -148,14 +158,19 @@ def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True,
     running = Running(name)
     with ExitStack() as stack:
         loan_db = seed_loan_db(workdir)
-        actions = _timed(running, start_action_server, workdir, loan_db)
-        stack.callback(actions.stop)
+        # Plain Rasa calls the action server; tuned Rasa runs the actions in its own process
+        # as `make run` does (bot/inprocess_actions.py), unless REMOTE_ACTIONS asks otherwise.
+        action_url = None
+        if not tuned or REMOTE_ACTIONS.enabled:
+            actions = _timed(running, start_action_server, workdir, loan_db)
+            stack.callback(actions.stop)
+            action_url = actions.url
         token = secrets.token_urlsafe(24)
         for i in range(rasa_count):
             home = workdir if i == 0 else workdir / f"rasa{i + 1}"
             home.mkdir(exist_ok=True)
-            rasa = _timed(running, start_rasa, home, model, actions.url, token, tuned=tuned,
-                          sql_tracker=sql_tracker)
+            rasa = _timed(running, start_rasa, home, model, action_url, token, tuned=tuned,
+                          sql_tracker=sql_tracker, loan_db_url=loan_db)
             stack.callback(rasa.stop)
             if i:
                 rasa.name = f"rasa {i + 1}"

@@ -6,11 +6,13 @@ Takes exactly `rasa`'s arguments (`python -m bot.serve run -m models/... --enabl
 
 from __future__ import annotations
 
-from bot import tuning
+from bot import inprocess_actions, tuning
 
 
 def main() -> None:
     tuning.apply(tuning.selected())
+    if inprocess_actions.selected_mode() == "inprocess":
+        inprocess_actions.install()
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

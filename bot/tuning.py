@@ -61,26 +61,23 @@ def selected(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return names
 
 
-def compiled_validator(schema: dict[str, Any]) -> Any:
-    """The validator `jsonschema.validate` would build, built (and the schema checked) once."""
-    from jsonschema import validators
-
-    cls = validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
 def cached_action_result_validator() -> Any:
-    """A replacement for RemoteAction._validate_action_result with a compiled validator."""
+    """A replacement for RemoteAction._validate_action_result: the validator built once, and
+    each event checked against its own type (bot/event_validation.py); the same error
+    (jsonschema's `best_match`, message amended exactly as Rasa does) for what is invalid."""
     from jsonschema import ValidationError
     from jsonschema.exceptions import best_match
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.constants import DOCS_BASE_URL
 
-    validator = compiled_validator(RemoteAction.action_response_format_spec())
+    from bot.event_validation import ActionResultValidator
+
+    validator = ActionResultValidator(RemoteAction.action_response_format_spec())
 
     def _validate_action_result(self: Any, result: dict[str, Any]) -> bool:
-        error = best_match(validator.iter_errors(result))
+        if validator.accepts(result):
+            return True
+        error = best_match(validator.full.iter_errors(result))
         if error is None:
             return True
         assert isinstance(error, ValidationError)
@@ -97,18 +94,22 @@ def cached_action_result_validator() -> Any:
 
 def cached_events_validator() -> Any:
     """A replacement for rasa.server.validate_events_in_request_body (the tracker-events
-    endpoint the gateway calls to resume a conversation) with the validator built once: same
-    schema, same error response, same text."""
+    endpoint the gateway calls to resume a conversation), validated as above: same schema,
+    same error response, same text."""
     from jsonschema.exceptions import best_match
     from rasa import server
     from rasa.server import ErrorResponse
     from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 
-    validator = compiled_validator(EVENTS_SCHEMA)
+    from bot.event_validation import EventListValidator
+
+    validator = EventListValidator(EVENTS_SCHEMA)
 
     def validate_events_in_request_body(request: Any) -> None:
         events = request.json if isinstance(request.json, list) else [request.json]
-        error = best_match(validator.iter_errors(events))
+        if validator.accepts(events):
+            return
+        error = best_match(validator.full.iter_errors(events))
         if error is not None:
             raise ErrorResponse(
                 HTTPStatus.BAD_REQUEST,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts the embedded default on one machine: action server, Rasa, and the handoff gateway
-# (when present), waits until each answers, prints the URLs, and stops them all on Ctrl-C.
-# `--shell` starts the action server and opens `rasa shell` instead.
+# Starts the embedded default on one machine: Rasa (running the custom actions in its own
+# process, bot/inprocess_actions.py) and the handoff gateway, waits until each answers, prints
+# the URLs, and stops them all on Ctrl-C. LOANBOT_ACTIONS=remote starts the action server too
+# and has Rasa call it. `--shell` starts the action server and opens `rasa shell` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,12 @@ ACTION_PORT="${ACTION_PORT:-5055}"
 RASA_PORT="${RASA_PORT:-5005}"
 HANDOFF_PORT="${HANDOFF_PORT:-8080}"
 HANDOFF_HOST="${HANDOFF_HOST:-127.0.0.1}"
+export LOANBOT_ACTIONS="${LOANBOT_ACTIONS:-inprocess}"
+case "$LOANBOT_ACTIONS" in
+  inprocess|remote) ;;
+  *) echo "ERROR: LOANBOT_ACTIONS must be inprocess or remote, not '$LOANBOT_ACTIONS'" >&2; exit 1 ;;
+esac
+[ "${1:-}" = "--shell" ] && LOANBOT_ACTIONS=remote  # plain `rasa shell` calls the action server
 mkdir -p var/log
 
 # Rasa's HTTP API (used by the gateway to resume paused conversations) is protected by a token
@@ -56,24 +63,28 @@ if [ "$ACTION_PORT" != 5055 ]; then
     echo "ERROR: could not point $ENDPOINTS at the action server on port $ACTION_PORT" >&2; exit 1; }
 fi
 
-for port in "$ACTION_PORT" "$RASA_PORT"; do
+ports=("$RASA_PORT")
+[ "$LOANBOT_ACTIONS" = remote ] && ports+=("$ACTION_PORT")
+for port in "${ports[@]}"; do
   if port_busy "$port"; then echo "ERROR: port $port is in use (another 'make run'?)" >&2; exit 1; fi
 done
 
-echo "==> starting action server on 127.0.0.1:$ACTION_PORT (log: var/log/actions.log)"
-# 120 s keep-alive: see tests/stack.py (a model switch stalls Rasa longer than Sanic's 5 s).
-SANIC_KEEP_ALIVE_TIMEOUT=120 SANIC_HOST=127.0.0.1 "$PY" -m rasa_sdk --actions actions -p "$ACTION_PORT" >var/log/actions.log 2>&1 &
-pids+=($!)
-wait_for "action server" "http://127.0.0.1:$ACTION_PORT/health" 60 var/log/actions.log
+if [ "$LOANBOT_ACTIONS" = remote ]; then
+  echo "==> starting action server on 127.0.0.1:$ACTION_PORT (log: var/log/actions.log)"
+  # 120 s keep-alive: see tests/stack.py (a model switch stalls Rasa longer than Sanic's 5 s).
+  SANIC_KEEP_ALIVE_TIMEOUT=120 SANIC_HOST=127.0.0.1 "$PY" -m rasa_sdk --actions actions -p "$ACTION_PORT" >var/log/actions.log 2>&1 &
+  pids+=($!)
+  wait_for "action server" "http://127.0.0.1:$ACTION_PORT/health" 60 var/log/actions.log
+fi
 
 if [ "${1:-}" = "--shell" ]; then
   "$RASA" shell -m "$MODEL" --endpoints "$ENDPOINTS"
   exit 0
 fi
 
-echo "==> starting Rasa on 127.0.0.1:$RASA_PORT (log: var/log/rasa.log)"
+echo "==> starting Rasa on 127.0.0.1:$RASA_PORT, custom actions $LOANBOT_ACTIONS (log: var/log/rasa.log)"
 # `python -m bot.serve` is `rasa` minus per-turn overheads (bot/tuning.py; LOANBOT_RASA_TUNING=0
-# for plain Rasa).
+# for plain Rasa), running the custom actions in its process unless LOANBOT_ACTIONS=remote.
 "$PY" -m bot.serve run -m "$MODEL" --endpoints "$ENDPOINTS" --credentials bot/credentials.yml \
   -i 127.0.0.1 -p "$RASA_PORT" --enable-api --auth-token="$RASA_TOKEN" >var/log/rasa.log 2>&1 &
 pids+=($!)
@@ -102,7 +113,13 @@ EOM
 fi
 cat <<EOM
   Rasa REST webhook:   http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook
-  Action server:       http://127.0.0.1:$ACTION_PORT/webhook
+EOM
+if [ "$LOANBOT_ACTIONS" = remote ]; then
+  echo "  Action server:       http://127.0.0.1:$ACTION_PORT/webhook"
+else
+  echo "  Custom actions:      inside Rasa (LOANBOT_ACTIONS=remote for the action server)"
+fi
+cat <<EOM
   Quick chat without the gateway: make shell
   Logs: var/log/   Stop: Ctrl-C
 EOM

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +34,7 @@ class Service:
     process: subprocess.Popen[bytes]
     url: str
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # what it was started with, to restart
 
     def tail(self, lines: int = 40) -> str:
         if not self.log.is_file():
@@ -75,34 +76,42 @@ def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 def start_action_server(workdir: Path, loan_db_url: str) -> Service:
     port = free_port()
     log = workdir / "actions.log"
+    # rasa-sdk 3.6 keeps Sanic's 5 s keep-alive; Rasa opens a connection, and if its loop
+    # then stalls (loading a model on PUT /model) the action server closes it before the
+    # request is written: the turn loses its reply. Later rasa-sdk uses 120 s (PR #1047).
+    env = {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": loan_db_url,
+           "SANIC_KEEP_ALIVE_TIMEOUT": "120"}
     process = _spawn(
         [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
-        # rasa-sdk 3.6 keeps Sanic's 5 s keep-alive; Rasa opens a connection, and if its loop
-        # then stalls (loading a model on PUT /model) the action server closes it before the
-        # request is written: the turn loses its reply. Later rasa-sdk uses 120 s (PR #1047).
-        {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": loan_db_url, "SANIC_KEEP_ALIVE_TIMEOUT": "120"},
-        log,
+        env, log,
     )
-    service = Service("action server", process, f"http://127.0.0.1:{port}", log)
+    service = Service("action server", process, f"http://127.0.0.1:{port}", log, env)
     _wait_until_up(service, f"{service.url}/health", 90)
     return service
 
 
 def start_rasa(
-    workdir: Path, model: Path, action_url: str, token: str, *, tuned: bool = True,
-    sql_tracker: bool = True,
+    workdir: Path, model: Path, action_url: str | None, token: str, *, tuned: bool = True,
+    sql_tracker: bool = True, loan_db_url: str | None = None,
 ) -> Service:
-    """Rasa as `make run` starts it: `python -m bot.serve` (bot/tuning.py); `tuned=False` is
-    plain `rasa run` (the benchmark's vanilla baseline); `sql_tracker=False` keeps trackers in
+    """Rasa as `make run` starts it: `python -m bot.serve` (bot/tuning.py) running the custom
+    actions in its own process against `loan_db_url` (bot/inprocess_actions.py), or calling
+    the action server at `action_url`. `tuned=False` is plain `rasa run` (the benchmark's
+    vanilla baseline, which needs the action server); `sql_tracker=False` keeps trackers in
     memory (Rasa's default when endpoints name no tracker store)."""
+    if action_url is None and (not tuned or loan_db_url is None):
+        raise ValueError("in-process actions need bot.serve (tuned) and a loan database")
     port = free_port()
     endpoints = workdir / "endpoints.yml"
     tracker = (
         f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.sqlite"}"\n'
         if sql_tracker else ""
     )
-    endpoints.write_text(f'action_endpoint:\n  url: "{action_url}/webhook"\n' + tracker)
+    action = f'action_endpoint:\n  url: "{action_url}/webhook"\n' if action_url else ""
+    endpoints.write_text(action + tracker)
     log = workdir / "rasa.log"
+    env = {"LOANBOT_ACTIONS": "remote" if action_url else "inprocess",
+           **({"LOAN_DB_URL": loan_db_url} if loan_db_url else {})}
     process = _spawn(
         [
             *([str(BIN / "python"), "-m", "bot.serve"] if tuned else [str(BIN / "rasa")]),
@@ -110,10 +119,10 @@ def start_rasa(
             "--credentials", str(ROOT / "bot" / "credentials.yml"),
             "-i", "127.0.0.1", "-p", str(port), "--enable-api", f"--auth-token={token}",
         ],
-        {},
+        env,
         log,
     )
-    service = Service("rasa", process, f"http://127.0.0.1:{port}", log)
+    service = Service("rasa", process, f"http://127.0.0.1:{port}", log, env)
     _wait_until_up(service, f"{service.url}/", 240)
     return service
 
@@ -150,7 +159,7 @@ def seed_loan_db(workdir: Path) -> str:
 
 @dataclass
 class BotStack:
-    actions: Service
+    actions: Service | None  # None: the actions run inside Rasa
     rasa: Service
     rasa_token: str
     loan_db_url: str
@@ -158,16 +167,19 @@ class BotStack:
 
 
 @contextmanager
-def bot_stack(workdir: Path, model: Path) -> Iterator[BotStack]:
-    """Action server + Rasa with the trained model, on free ports, with fresh databases."""
+def bot_stack(workdir: Path, model: Path, *, remote_actions: bool = False) -> Iterator[BotStack]:
+    """Rasa with the trained model as `make run` starts it (custom actions in its process),
+    or with `remote_actions` calling an action server; free ports, fresh databases."""
     workdir.mkdir(parents=True, exist_ok=True)
     loan_db_url = seed_loan_db(workdir)
     token = secrets.token_urlsafe(24)
-    actions = start_action_server(workdir, loan_db_url)
+    actions = start_action_server(workdir, loan_db_url) if remote_actions else None
     try:
-        rasa = start_rasa(workdir, model, actions.url, token)
+        rasa = start_rasa(workdir, model, actions.url if actions else None, token,
+                          loan_db_url=loan_db_url)
     except Exception:
-        actions.stop()
+        if actions:
+            actions.stop()
         raise
     stack = BotStack(actions, rasa, token, loan_db_url, workdir)
     try:
@@ -176,4 +188,5 @@ def bot_stack(workdir: Path, model: Path) -> Iterator[BotStack]:
         # The stack's fields, not the locals: fault tests replace a killed service with a
         # restarted one, which must be stopped too.
         stack.rasa.stop()
-        stack.actions.stop()
+        if stack.actions:
+            stack.actions.stop()

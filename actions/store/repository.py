@@ -3,6 +3,12 @@
 Every method opens and closes its own session and returns frozen DTOs, so an action
 never holds a connection across an await. Queries are built with ``select()`` and bound
 parameters only; the same code runs on SQLite and PostgreSQL.
+
+Reference data (the product catalogue and the latest LPR fixing) is read on almost every
+rate or repayment answer and changes a few times a year; it is kept for `reference_ttl`
+seconds (LOANBOT_REFERENCE_TTL, default 60; 0 reads it every time), so a rate changed in the
+database is quoted within a minute. Borrower data (applications, loans, identities) is never
+cached.
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 import hmac
 import os
 import re
+import threading
+import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -20,6 +29,7 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from actions.errors import InvalidIdentifier, NotFound, StoreUnavailable
 from actions.finance.early_repayment import FeeRule
@@ -46,6 +56,7 @@ from actions.store.models import (
 
 DEFAULT_URL = "sqlite:///var/loans.sqlite"
 ENV_VAR = "LOAN_DB_URL"
+DEFAULT_REFERENCE_TTL = 60.0
 
 _APPLICATION_ID = re.compile(r"LN\d{11}")
 _PHONE = re.compile(r"1[3-9]\d{9}")
@@ -128,15 +139,20 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 class LoanRepository:
     """Queries the actions need, over any SQLAlchemy URL (sqlite:///..., postgresql://...)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, reference_ttl: float = DEFAULT_REFERENCE_TTL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(url, str) or not url.strip():
             raise InvalidIdentifier(
                 "数据库地址未配置", field="url", value=url, detail="database URL is empty"
             )
         self.url = url
+        self.reference_ttl = reference_ttl
+        self._clock = clock
+        self._reference: dict[str, tuple[float, Any]] = {}
+        self._reference_lock = threading.Lock()
         try:
             _ensure_sqlite_dir(url)
-            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+            self.engine: Engine = create_engine(url, future=True, **_engine_options(url))
         except (SQLAlchemyError, ValueError) as exc:
             raise StoreUnavailable(
                 field="url", value=make_url_safe(url), detail=f"cannot open database: {exc}"
@@ -155,6 +171,25 @@ class LoanRepository:
     def dispose(self) -> None:
         """Close pooled connections (tests dropping a database need this)."""
         self.engine.dispose()
+        self.forget_reference_data()
+
+    def forget_reference_data(self) -> None:
+        """Read products and LPR from the database at the next call."""
+        with self._reference_lock:
+            self._reference.clear()
+
+    def _reference_data(self, key: str, load: Callable[[], Any]) -> Any:
+        """`load()`'s result, reused for reference_ttl seconds (errors are not kept)."""
+        now = self._clock()
+        with self._reference_lock:
+            kept = self._reference.get(key)
+        if kept is not None and now - kept[0] < self.reference_ttl:
+            return kept[1]
+        value = load()
+        if self.reference_ttl > 0:
+            with self._reference_lock:
+                self._reference[key] = (now, value)
+        return value
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -167,6 +202,7 @@ class LoanRepository:
 
     def create_schema(self) -> None:
         """Create missing tables; existing tables and rows are left alone."""
+        self.forget_reference_data()
         try:
             Base.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
@@ -174,6 +210,7 @@ class LoanRepository:
 
     def drop_schema(self) -> None:
         """Drop every loan-store table (used by ``seed --reset`` and tests)."""
+        self.forget_reference_data()
         try:
             Base.metadata.drop_all(self.engine)
         except SQLAlchemyError as exc:
@@ -182,28 +219,38 @@ class LoanRepository:
     # Products and market data
 
     def list_products(self) -> list[ProductInfo]:
-        with self.session() as s:
-            rows = s.execute(select(Product).order_by(Product.code)).scalars().all()
-            return [_product(p) for p in rows]
+        return list(self._catalogue())
 
     def get_product(self, code: str) -> ProductInfo | None:
         """The product, or None for an unknown code."""
-        with self.session() as s:
-            row = s.get(Product, code.strip().lower() if isinstance(code, str) else code)
-            return _product(row) if row is not None else None
+        wanted = code.strip().lower() if isinstance(code, str) else code
+        return next((p for p in self._catalogue() if p.code == wanted), None)
+
+    def _catalogue(self) -> tuple[ProductInfo, ...]:
+        def load() -> tuple[ProductInfo, ...]:
+            with self.session() as s:
+                rows = s.execute(select(Product).order_by(Product.code)).scalars().all()
+                return tuple(_product(p) for p in rows)
+
+        catalogue: tuple[ProductInfo, ...] = self._reference_data("products", load)
+        return catalogue
 
     def current_lpr(self) -> LprInfo:
         """The latest LPR fixing; NotFound if the store has none."""
-        with self.session() as s:
-            row = s.execute(
-                select(LprQuote).order_by(LprQuote.effective_date.desc()).limit(1)
-            ).scalar_one_or_none()
-            if row is None:
-                raise NotFound(
-                    "暂未获取到最新的LPR报价，请稍后再试",
-                    detail="lpr_quotes table is empty",
-                )
-            return LprInfo(row.effective_date, row.one_year, row.five_year)
+        def load() -> LprInfo:
+            with self.session() as s:
+                row = s.execute(
+                    select(LprQuote).order_by(LprQuote.effective_date.desc()).limit(1)
+                ).scalar_one_or_none()
+                if row is None:
+                    raise NotFound(
+                        "暂未获取到最新的LPR报价，请稍后再试",
+                        detail="lpr_quotes table is empty",
+                    )
+                return LprInfo(row.effective_date, row.one_year, row.five_year)
+
+        lpr: LprInfo = self._reference_data("lpr", load)
+        return lpr
 
     def product_annual_rate(self, code: str) -> tuple[ProductInfo, Decimal]:
         """The product and its current annual rate (fixed APR, or LPR + spread)."""
@@ -361,6 +408,16 @@ def make_url_safe(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as a placeholder
         return "<unparsable url>"
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    """Connections kept in a pool. For a SQLite file SQLAlchemy 1.4 would open a new one per
+    session (NullPool), which cost half of every product lookup; the file is local, so there
+    is nothing for a pre-ping to find."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return {"poolclass": QueuePool, "connect_args": {"check_same_thread": False}}
+    return {"pool_pre_ping": True}
 
 
 def _same(given: str, stored: str) -> bool:

@@ -3,8 +3,10 @@ answers nothing) and Rasa killed mid-conversation, each restarted on the same po
 borrower is told politely and handed to a human; after the restart the bot answers again;
 every message is stored once and in order.
 
-Both tests borrow the session's bot stack and always restart what they killed (in `finally`),
-so later system tests find it as it was.
+The action-server test runs on a stack of its own whose Rasa calls an action server
+(LOANBOT_ACTIONS=remote; the shared stack runs the actions inside Rasa, as `make run` does).
+The Rasa test borrows the session's bot stack. Both always restart what they killed (in
+`finally`), so later tests find their stack as it was.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 from handoff.service import Texts
 from tests.integration.conftest import Client, GatewayServer
 from tests.integration.talk import Talk, agent_socket, ok, queue_and_claim
-from tests.stack import BotStack, Service, _spawn, _wait_until_up
+from tests.stack import BotStack, Service, _spawn, _wait_until_up, bot_stack
 from tests.system.conftest import gateway_on
 
 pytestmark = [pytest.mark.needs_model, pytest.mark.integration, pytest.mark.anyio]
@@ -39,6 +41,20 @@ def gateway(bot: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def remote_bot(trained_model: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotStack]:
+    with bot_stack(tmp_path_factory.mktemp("remote-actions"), trained_model,
+                   remote_actions=True) as stack:
+        yield stack
+
+
+@pytest.fixture
+def remote_gateway(remote_bot: BotStack, tmp_path: Path) -> Iterator[GatewayServer]:
+    with gateway_on(remote_bot, tmp_path) as server:
+        yield server
+
+
 def kill(service: Service) -> None:
     """SIGKILL: a crash, no shutdown hooks."""
     service.process.send_signal(signal.SIGKILL)
@@ -49,8 +65,8 @@ def respawn(service: Service, env: dict[str, str], health_path: str,
             seconds: float) -> Service:
     """The same command again, so the same port, model and databases."""
     log = service.log.with_name(f"{service.log.stem}-restarted.log")
-    process = _spawn([str(a) for a in service.process.args], env, log)
-    again = Service(service.name, process, service.url, log)
+    process = _spawn([str(a) for a in service.process.args], {**service.env, **env}, log)
+    again = Service(service.name, process, service.url, log, service.env)
     _wait_until_up(again, f"{again.url}{health_path}", seconds)
     return again
 
@@ -60,8 +76,10 @@ def not_unavailable(data: dict) -> bool:
 
 
 async def test_action_server_down_is_told_politely_then_answers_after_restart(
-    bot: BotStack, gateway: GatewayServer, made: list[Client]
+    remote_bot: BotStack, remote_gateway: GatewayServer, made: list[Client]
 ) -> None:
+    bot, gateway = remote_bot, remote_gateway
+    assert bot.actions is not None
     talk = Talk(made, wait=BOT_WAIT)
     await talk.open(gateway.url)
     kill(bot.actions)
@@ -73,8 +91,7 @@ async def test_action_server_down_is_told_politely_then_answers_after_restart(
         assert view.reason == "bot_unavailable"
     finally:
         bot.actions = await asyncio.to_thread(  # off the loop: sockets keep their pings
-            respawn, bot.actions, {"SANIC_HOST": "127.0.0.1", "LOAN_DB_URL": bot.loan_db_url},
-            "/health", 90)
+            respawn, bot.actions, {}, "/health", 90)
 
     again = Talk(made, wait=BOT_WAIT)
     await again.open(gateway.url)

@@ -10,14 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import ROOT, BotStack
+from tests.stack import ROOT, BotStack, start_action_server
 
 pytestmark = [pytest.mark.needs_model, pytest.mark.integration]
 
 
 def test_every_story_passes(bot: BotStack, trained_model: Path, tmp_path: Path) -> None:
+    # `rasa test` is plain Rasa: it calls an action server (on the stack's loan data)
+    actions = start_action_server(tmp_path, bot.loan_db_url)
+    try:
+        _stories_pass(trained_model, tmp_path, actions.url)
+    finally:
+        actions.stop()
+
+
+def _stories_pass(trained_model: Path, tmp_path: Path, action_url: str) -> None:
     endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(f'action_endpoint:\n  url: "{bot.actions.url}/webhook"\n')
+    endpoints.write_text(f'action_endpoint:\n  url: "{action_url}/webhook"\n')
     out = tmp_path / "results"
     rasa = Path(sys.executable).with_name("rasa")
     completed = subprocess.run(
