@@ -108,7 +108,7 @@ def install(package: str = ACTIONS_PACKAGE) -> None:
     """Make Rasa's endpoints reader hand out the in-process action endpoint."""
     from rasa.core import utils
 
-    reader = utils.AvailableEndpoints.read_endpoints.__func__  # type: ignore[attr-defined]
+    reader = utils.AvailableEndpoints.read_endpoints.__func__
 
     def read_endpoints(cls: Any, endpoint_file: str) -> Any:
         endpoints = reader(cls, endpoint_file)
@@ -117,4 +117,4 @@ def install(package: str = ACTIONS_PACKAGE) -> None:
             endpoints.action = InProcessActions(endpoints.action or EndpointConfig(), package)
         return endpoints
 
-    utils.AvailableEndpoints.read_endpoints = classmethod(read_endpoints)  # type: ignore
+    utils.AvailableEndpoints.read_endpoints = classmethod(read_endpoints)

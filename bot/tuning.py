@@ -28,9 +28,13 @@ blocking Rasa's event loop.
 - `DaskGraphRunner.run`: the same graph nodes called in plain topological order instead of
   through dask's scheduler (`bot/graph_runner.py`).
 
+- `RasaModel._rasa_predict` and `Features._combine_sparse_features`: DIET's one concrete
+  prediction function called directly, and two COO feature matrices joined without scipy's
+  general block code (`bot/fast_inference.py`, which says why both are exact).
+
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `validator`, `sqlite`, `http`,
-`tracker_cache`, `graph`.
+`tracker_cache`, `graph`, `inference`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from http import HTTPStatus
 from typing import Any
 
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
-PATCHES = ("validator", "sqlite", "http", "tracker_cache", "graph")
+PATCHES = ("validator", "sqlite", "http", "tracker_cache", "graph", "inference")
 KEEPALIVE_SECONDS = 2.0
 _applied: set[str] = set()
 
@@ -224,3 +228,8 @@ def apply(names: tuple[str, ...] = PATCHES) -> None:
 
         graph_runner.install()
         _applied.add("graph")
+    if "inference" in names and "inference" not in _applied:
+        from bot import fast_inference
+
+        fast_inference.install()
+        _applied.add("inference")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import ROOT, BIN, Service, _spawn, _wait_until_up, free_port, seed_loan_db
+from tests.stack import BIN, ROOT, Service, _spawn, _wait_until_up, free_port, seed_loan_db
 
 pytest.importorskip("rasa")
 

@@ -1,0 +1,104 @@
+"""Two per-message costs of Rasa 3.6's NLU that buy nothing, removed (measured in
+docs/benchmarks.md: together about a fifth of a message's NLU CPU).
+
+- `RasaModel._rasa_predict` (DIET, and any other Rasa TensorFlow model): Rasa wraps the
+  prediction step in a `tf.function` with a fixed input signature, then calls it through
+  TensorFlow's generic dispatch every time: argument binding, structure flattening, signature
+  casting, tracing-cache lookup. With a fixed signature there is exactly one concrete
+  function; `lean_rasa_predict` calls it directly with the batch converted to the signature's
+  dtypes: the same graph, the same inputs, the same outputs. Eager mode, a model not yet
+  prepared, or the first call (which builds the function) go through Rasa's own code.
+- `Features._combine_sparse_features`: every message's sparse features from the three
+  featurizers are joined with `scipy.sparse.hstack`, whose general block-matrix code costs
+  more than the join. For two COO matrices `hstack_coo` does what `bmat` does for them
+  (same dtype promotion, same index dtype, same entry order, same `coo_matrix`); anything
+  else still goes to scipy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix, hstack
+from scipy.sparse._sputils import get_index_dtype, upcast
+
+_CONCRETE = "_loanbot_concrete_predict"
+
+
+def hstack_coo(left: Any, right: Any) -> Any:
+    """`scipy.sparse.hstack([left, right])`, without the general machinery for two COOs."""
+    if type(left) is not coo_matrix or type(right) is not coo_matrix or (
+        left.shape[0] != right.shape[0]
+    ):
+        return hstack([left, right])
+    shape = (left.shape[0], left.shape[1] + right.shape[1])
+    nnz = left.nnz + right.nnz
+    data = np.empty(nnz, dtype=upcast(left.dtype, right.dtype))
+    idx_dtype = get_index_dtype(maxval=max(shape))
+    row = np.empty(nnz, dtype=idx_dtype)
+    col = np.empty(nnz, dtype=idx_dtype)
+    first = slice(0, left.nnz)
+    data[first] = left.data
+    np.add(left.row, 0, out=row[first], dtype=idx_dtype)
+    np.add(left.col, 0, out=col[first], dtype=idx_dtype)
+    second = slice(left.nnz, nnz)
+    data[second] = right.data
+    np.add(right.row, 0, out=row[second], dtype=idx_dtype)
+    np.add(right.col, left.shape[1], out=col[second], dtype=idx_dtype)
+    return coo_matrix((data, (row, col)), shape=shape)
+
+
+def combine_sparse_features(self: Any, additional_features: Any) -> None:
+    """Rasa's Features._combine_sparse_features with hstack_coo."""
+    if self.features.shape[0] != additional_features.features.shape[0]:
+        raise ValueError(
+            f"Cannot combine sparse features as sequence dimensions do not "
+            f"match: {self.features.shape[0]} != "
+            f"{additional_features.features.shape[0]}."
+        )
+    self.features = hstack_coo(self.features, additional_features.features)
+    self._cached_fingerprint = None
+
+
+def make_lean_rasa_predict(original: Any) -> Any:
+    """RasaModel._rasa_predict calling the one concrete prediction function directly."""
+    import tensorflow as tf
+    from keras.utils import tf_utils
+    from rasa.shared.constants import DIAGNOSTIC_DATA
+    from tensorflow.python.util import nest
+
+    def _rasa_predict(self: Any, batch_in: Any) -> Any:
+        self._training = False  # as Rasa's own _rasa_predict
+        step = self._tf_predict_step
+        if self._run_eagerly or not self.prepared_for_prediction or step is None:
+            return original(self, batch_in)
+        kept = self.__dict__.get(_CONCRETE)
+        if kept is None or kept[0] is not step:
+            concrete = step.get_concrete_function()
+            specs = nest.flatten(concrete.structured_input_signature[0][0])
+            kept = (step, concrete, [spec.dtype for spec in specs])
+            self.__dict__[_CONCRETE] = kept
+        _, concrete, dtypes = kept
+        if len(batch_in) != len(dtypes):
+            return original(self, batch_in)
+        tensors = [tf.convert_to_tensor(value, dtype=dtype)
+                   for value, dtype in zip(batch_in, dtypes, strict=True)]
+        outputs = tf_utils.sync_to_numpy_or_python_type(
+            concrete._call_flat(tensors, concrete.captured_inputs)
+        )
+        if DIAGNOSTIC_DATA in outputs:
+            outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(
+                outputs[DIAGNOSTIC_DATA]
+            )
+        return outputs
+
+    return _rasa_predict
+
+
+def install() -> None:
+    from rasa.shared.nlu.training_data.features import Features
+    from rasa.utils.tensorflow.models import RasaModel
+
+    RasaModel._rasa_predict = make_lean_rasa_predict(RasaModel._rasa_predict)
+    Features._combine_sparse_features = combine_sparse_features
