@@ -32,9 +32,15 @@ blocking Rasa's event loop.
   prediction function called directly, and two COO feature matrices joined without scipy's
   general block code (`bot/fast_inference.py`, which says why both are exact).
 
+- TensorFlow's inter- and intra-op thread pools of one thread each (Rasa's
+  `TF_INTER_OP_PARALLELISM_THREADS` / `TF_INTRA_OP_PARALLELISM_THREADS`, unless already set):
+  DIET predicts one message at a time, too little to split across threads, and idle pool
+  threads spin on cores the other processes need (measured with two Rasa behind the gateway:
+  about 3 % more messages per second).
+
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `validator`, `sqlite`, `http`,
-`tracker_cache`, `graph`, `inference`.
+`tracker_cache`, `graph`, `inference`, `tf_threads`.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ from http import HTTPStatus
 from typing import Any
 
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
-PATCHES = ("validator", "sqlite", "http", "tracker_cache", "graph", "inference")
+PATCHES = ("validator", "sqlite", "http", "tracker_cache", "graph", "inference", "tf_threads")
+TF_THREAD_SETTINGS = ("TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS")
 KEEPALIVE_SECONDS = 2.0
 _applied: set[str] = set()
 
@@ -233,3 +240,7 @@ def apply(names: tuple[str, ...] = PATCHES) -> None:
 
         fast_inference.install()
         _applied.add("inference")
+    if "tf_threads" in names and "tf_threads" not in _applied:
+        for name in TF_THREAD_SETTINGS:  # read by Rasa when it sets TensorFlow up
+            os.environ.setdefault(name, "1")
+        _applied.add("tf_threads")

@@ -143,3 +143,15 @@ def test_cached_events_validator_accepts_and_refuses_exactly_as_rasa(body: Any) 
 
     assert outcome(tuning.cached_events_validator()) == outcome(
         server.validate_events_in_request_body)
+
+
+def test_tensorflow_threads_default_to_one_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TF_INTER_OP_PARALLELISM_THREADS", "restored afterwards")
+    monkeypatch.delenv("TF_INTER_OP_PARALLELISM_THREADS")
+    monkeypatch.setenv("TF_INTRA_OP_PARALLELISM_THREADS", "4")
+    monkeypatch.setattr(tuning, "_applied", set())
+    tuning.apply(("tf_threads",))
+    import os
+
+    assert os.environ["TF_INTER_OP_PARALLELISM_THREADS"] == "1"
+    assert os.environ["TF_INTRA_OP_PARALLELISM_THREADS"] == "4"  # an operator's choice stays
