@@ -190,7 +190,8 @@ class SocketBorrower:
 
     async def open(self, url: str) -> None:
         await self.sio.connect(url, transports=["websocket"], wait_timeout=TURN_TIMEOUT)
-        await self.sio.emit("session_request", {"session_id": None})
+        # as our chat page does: `message` events only, no rasa-webchat copies
+        await self.sio.emit("session_request", {"session_id": None, "bot_uttered": False})
         await asyncio.wait_for(self._confirmed.wait(), TURN_TIMEOUT)
 
     async def close(self) -> None:

@@ -28,6 +28,7 @@ from handoff.delivery import (
     Delivery,
     agent_room,
     borrower_view,
+    uttered_room,
 )
 from handoff.delivery import render_bot_uttered as render
 from handoff.errors import HandoffError, NotFound, ValidationError
@@ -73,6 +74,15 @@ def plain_text(value: str) -> str:
         raise BadInput(
             "control characters in text", message_zh="消息包含无法识别的字符，请重新输入"
         )
+    return value
+
+
+def field_bool(data: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadInput(f"{key} must be a boolean", message_zh=f"字段 {key} 必须是布尔值")
     return value
 
 
@@ -236,6 +246,9 @@ class BorrowerNamespace(GatewayNamespace):
         last_seq = field_int(payload, "last_seq", required=False)
         if last_seq is not None and last_seq < 0:
             raise BadInput("negative last_seq", message_zh="字段 last_seq 不能为负数")
+        # A client that renders `message` events itself (our chat page) may decline the
+        # rasa-webchat copies of each one; replays still come as `bot_uttered`.
+        wants_uttered = field_bool(payload, "bot_uttered", True)
         state = await self.get_session(sid)
         identity = state.get("identity")
         given = payload.get("auth_token")
@@ -249,8 +262,13 @@ class BorrowerNamespace(GatewayNamespace):
         old = state.get("session_id")
         if old and old != session_id:
             await self.leave_room(sid, old)
+            await self.leave_room(sid, uttered_room(old))
         await self.save_session(sid, {"session_id": session_id, "identity": identity})
         await self.enter_room(sid, session_id)
+        if wants_uttered:
+            await self.enter_room(sid, uttered_room(session_id))
+        else:
+            await self.leave_room(sid, uttered_room(session_id))
         # Exactly what rasa's SocketIOInput emits: the bare session id.
         await self.emit("session_confirm", session_id, to=sid)
         await self.emit("status", result.status.to_dict(), to=sid)

@@ -46,6 +46,12 @@ def short_id(session_id: str) -> str:
     return session_id[:8] + "…"
 
 
+def uttered_room(session_id: str) -> str:
+    """The session's sockets that want rasa-webchat's `bot_uttered` renderings (every socket
+    unless it said `"bot_uttered": false` in session_request, as our own chat page does)."""
+    return f"uttered:{session_id}"
+
+
 def agent_room(agent_id: str) -> str:
     return f"agent:{agent_id}"
 
@@ -200,12 +206,14 @@ class Delivery:
             self._spawn(self.send_tracker_events(effect))
 
     async def to_borrower(self, session_id: str, event: str, payload: Mapping[str, Any]) -> None:
-        """Emit a service event, plus the rasa-webchat rendering the widget understands."""
+        """Emit a service event to the session's sockets, plus the rasa-webchat rendering the
+        widget understands to those that want it (uttered_room)."""
         body = borrower_view(payload) if event == BorrowerEvents.MESSAGE else dict(payload)
         await self.sio.emit(event, body, room=session_id, namespace=BORROWER_NS)
         if event == BorrowerEvents.MESSAGE:
             for uttered in render_bot_uttered(payload):
-                await self.sio.emit(BOT_UTTERED, uttered, room=session_id, namespace=BORROWER_NS)
+                await self.sio.emit(BOT_UTTERED, uttered, room=uttered_room(session_id),
+                                    namespace=BORROWER_NS)
         elif event in (
             BorrowerEvents.STATUS,
             BorrowerEvents.CSAT_REQUEST,
@@ -225,7 +233,7 @@ class Delivery:
                     BOT_UTTERED,
                     {"text": text, "metadata": {"sender": "system", "event": event,
                                                 "session_id": session_id}},
-                    room=session_id,
+                    room=uttered_room(session_id),
                     namespace=BORROWER_NS,
                 )
 

@@ -270,9 +270,9 @@ class Borrower(Client):
         super().__init__("/")
 
     async def open(self, url: str, session_id: str | None = None,
-                   last_seq: int | None = None) -> str:
+                   last_seq: int | None = None, **extra: Any) -> str:
         await self.connect(url)
-        request: dict[str, Any] = {"session_id": session_id}
+        request: dict[str, Any] = {"session_id": session_id, **extra}
         if last_seq is not None:
             request["last_seq"] = last_seq
         await self.emit("session_request", request)
@@ -296,10 +296,10 @@ class Helpers:
     made: list[Client]
 
     async def borrower(self, session_id: str | None = None,
-                       last_seq: int | None = None) -> Borrower:
+                       last_seq: int | None = None, **extra: Any) -> Borrower:
         b = Borrower()
         self.made.append(b)
-        await b.open(self.server.url, session_id, last_seq)
+        await b.open(self.server.url, session_id, last_seq, **extra)
         return b
 
     async def agent(self, username: str) -> Agent:

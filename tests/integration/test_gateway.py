@@ -12,7 +12,13 @@ import pytest
 import socketio
 
 from handoff.model import HandoffSignal
-from tests.integration.conftest import GatewayFactory, GatewayServer, Helpers, ShiftableClock
+from tests.integration.conftest import (
+    Borrower,
+    GatewayFactory,
+    GatewayServer,
+    Helpers,
+    ShiftableClock,
+)
 from tests.integration.fake_rasa import (
     GREETING_REPLY,
     HANDOFF_NOTICE,
@@ -468,6 +474,44 @@ async def test_every_tab_of_a_session_gets_the_messages(h: Helpers) -> None:
     for tab in (b, tab2):
         got = await tab.wait_for("bot_uttered", from_agent)
         assert got["text"] == "两个窗口都能看到"
+
+
+async def test_a_socket_may_decline_the_webchat_copies(h: Helpers) -> None:
+    """Our chat page renders `message` events and says bot_uttered: false; a rasa-webchat
+    tab of the same session still gets every `bot_uttered`; replays reach both."""
+    native = await h.borrower(bot_uttered=False)
+    widget = await h.borrower(native.session_id)
+    ok(await native.say("你好"))
+    for tab in (native, widget):
+        message = await tab.wait_for("message", lambda m: m.get("sender") == "bot")
+        assert message["text"] == GREETING_REPLY
+    assert (await widget.wait_for("bot_uttered"))["text"] == GREETING_REPLY
+    await native.no_event("bot_uttered", seconds=0.5)
+
+    # a hand-off: the status sentence is a bot_uttered for the widget only
+    alice = await h.agent("alice")
+    ok(await native.say("转人工"))
+    await widget.wait_for("bot_uttered", lambda d: d["metadata"].get("event") == "status")
+    await native.wait_for("status", lambda s: s.get("state") == "queued")
+    await native.no_event("bot_uttered", seconds=0.3)
+
+    # a replay after a reconnect still comes as bot_uttered (the page renders those)
+    ok(await alice.call("claim", {"session_id": native.session_id}))
+    seen = h.server.gateway.service.session(native.session_id).last_seq
+    await native.close()
+    ok(await alice.call("message", {"session_id": native.session_id, "text": "您好，我是客服"}))
+    back = await h.borrower(native.session_id, last_seq=seen, bot_uttered=False)
+    replayed = await back.wait_for("bot_uttered", from_agent)
+    assert replayed["text"] == "您好，我是客服" and replayed["metadata"]["replayed"]
+
+
+@pytest.mark.parametrize("value", ["no", 0, [], {"a": 1}])
+async def test_bot_uttered_must_be_a_boolean(h: Helpers, value: Any) -> None:
+    b = Borrower()
+    h.made.append(b)
+    await b.connect(h.server.url)
+    ack = await b.call("session_request", {"session_id": None, "bot_uttered": value})
+    assert ack["ok"] is False and ack["code"] == "invalid_input"
 
 
 async def test_token_expiring_mid_shift_drops_the_socket(

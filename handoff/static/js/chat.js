@@ -364,7 +364,8 @@ function beijingDate() {
 socket.on("connect", () => {
   connBadge.dataset.state = "online";
   connBadge.textContent = "已连接";
-  const request = { session_id: sessionId || null };
+  // This page renders `message` events itself: no rasa-webchat copies (replays still come).
+  const request = { session_id: sessionId || null, bot_uttered: false };
   if (sessionId && lastSeq > 0) request.last_seq = lastSeq;
   socket.emit("session_request", request, (ack) => {
     if (ack && ack.code === "identity_mismatch" && sessionId) {
@@ -373,7 +374,7 @@ socket.on("connect", () => {
       sessionId = null;
       lastSeq = 0;
       resetConversation();
-      socket.emit("session_request", { session_id: null }, (again) => {
+      socket.emit("session_request", { session_id: null, bot_uttered: false }, (again) => {
         if (again && again.ok) sessionReady();
       });
       return;
