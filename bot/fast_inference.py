@@ -24,6 +24,9 @@ from scipy.sparse import coo_matrix, hstack
 from scipy.sparse._sputils import get_index_dtype, upcast
 
 _CONCRETE = "_loanbot_concrete_predict"
+# what get_index_dtype(maxval=...) returns up to int32's maximum (np.iinfo per call is not free)
+_SMALL_INDEX = get_index_dtype(maxval=0)
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def hstack_coo(left: Any, right: Any) -> Any:
@@ -35,7 +38,7 @@ def hstack_coo(left: Any, right: Any) -> Any:
     shape = (left.shape[0], left.shape[1] + right.shape[1])
     nnz = left.nnz + right.nnz
     data = np.empty(nnz, dtype=upcast(left.dtype, right.dtype))
-    idx_dtype = get_index_dtype(maxval=max(shape))
+    idx_dtype = _SMALL_INDEX if max(shape) <= _INT32_MAX else get_index_dtype(maxval=max(shape))
     row = np.empty(nnz, dtype=idx_dtype)
     col = np.empty(nnz, dtype=idx_dtype)
     first = slice(0, left.nnz)

@@ -64,6 +64,13 @@ def _converter(config: str) -> _Converter:
     return conv
 
 
+def warm_up() -> None:
+    """Build the converters now (at model load), so no borrower's message waits for OpenCC
+    to read its dictionaries."""
+    for config in ("t2s", "s2t"):
+        _converter(config)
+
+
 def _convert(config: str, text: str) -> str:
     return str(_converter(config).convert(text))
 

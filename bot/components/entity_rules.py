@@ -342,6 +342,7 @@ class EntityRules:
         self._matcher = _matcher()
         self._ascii_phrases = {p for p in lexicon.index if p.isascii()}
         self._ruler = _lexicon_ruler(lexicon)
+        import cn2an  # noqa: F401  (imported now, at model load: ~0.5 s the first time)
 
     def extract(self, text: str | bytes | None) -> list[Entity]:
         """Entities in `text` with offsets into it; values as in docs/contracts.md."""

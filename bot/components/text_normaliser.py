@@ -12,7 +12,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.text import detect_script, normalise
+from bot.text import detect_script, normalise, warm_up
 
 TEXT_SCRIPT = "text_script"
 ORIGINAL_TEXT = "original_text"
@@ -41,6 +41,9 @@ class ChineseTextNormaliser(GraphComponent):
         execution_context: ExecutionContext,
     ) -> ChineseTextNormaliser:
         return cls()
+
+    def __init__(self) -> None:
+        warm_up()
 
     @staticmethod
     def _normalise(message: Message, add_to_output: bool) -> None:
