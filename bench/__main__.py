@@ -136,14 +136,16 @@ def _context(system: str, workdir: Path, model: Path,
         return procs.vanilla(workdir, model)
     if system == "vanilla-memory":
         return procs.vanilla_memory(workdir, model)
+    remote = args.remote_actions
     if system == "tuned-rasa":
-        return procs.tuned(workdir, model)
+        return procs.tuned(workdir, model, remote_actions=remote)
     if system == "tuned-rasa-x2":
-        return procs.tuned_pair(workdir, model)
+        return procs.tuned_pair(workdir, model, remote_actions=remote)
     if system == "gateway":
-        return procs.with_gateway(workdir, model, args.agents)
+        return procs.with_gateway(workdir, model, args.agents, remote_actions=remote)
     if system == "gateway-x2":
-        return procs.with_gateway(workdir, model, args.agents, rasa_count=2)
+        return procs.with_gateway(workdir, model, args.agents, rasa_count=2,
+                                  remote_actions=remote)
     if system == "gateway-stub":
         return procs.gateway_on_stub(workdir, args.agents)
     raise ValueError(f"unknown system {system!r}")
@@ -220,7 +222,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The load generator shares the two cores with the systems under test: it runs on uvloop,
     # as the gateway does under uvicorn, for the REST (vanilla) and socket.io load alike.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    procs.REMOTE_ACTIONS.enabled = args.remote_actions
     data = run(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, ensure_ascii=False, indent=1))

@@ -105,16 +105,6 @@ class Running:
         return {s.name: round(seconds, 1) for s, seconds in self.services}
 
 
-@dataclass
-class _Switch:
-    enabled: bool = False
-
-
-# `python -m bench --remote-actions`: the tuned systems call an action server (the A/B of
-# in-process actions in docs/benchmarks.md).
-REMOTE_ACTIONS = _Switch()
-
-
 def _timed(running: Running, make: object, *args: object, **kwargs: object) -> Service:
     start = time.monotonic()
     service = make(*args, **kwargs)  # type: ignore[operator]
@@ -137,31 +127,36 @@ def vanilla_memory(workdir: Path, model: Path) -> Iterator[Running]:
 
 
 @contextmanager
-def tuned(workdir: Path, model: Path) -> Iterator[Running]:
+def tuned(workdir: Path, model: Path, *, remote_actions: bool = False) -> Iterator[Running]:
     """The same, started as `make run` starts Rasa (`python -m bot.serve`, bot/tuning.py)."""
-    with _bot(workdir, model, "tuned-rasa", tuned=True) as running:
+    with _bot(workdir, model, "tuned-rasa", tuned=True,
+              remote_actions=remote_actions) as running:
         yield running
 
 
 @contextmanager
-def tuned_pair(workdir: Path, model: Path) -> Iterator[Running]:
+def tuned_pair(workdir: Path, model: Path, *,
+               remote_actions: bool = False) -> Iterator[Running]:
     """Two tuned Rasa processes, each conversation pinned to one (what consistent hashing in
     the gateway does); measures whether a second Rasa helps on this CPU and what it costs."""
-    with _bot(workdir, model, "tuned-rasa-x2", tuned=True, rasa_count=2) as running:
+    with _bot(workdir, model, "tuned-rasa-x2", tuned=True, rasa_count=2,
+              remote_actions=remote_actions) as running:
         yield running
 
 
 @contextmanager
 def _bot(workdir: Path, model: Path, name: str, *, tuned: bool = True,
+         remote_actions: bool = False,
          rasa_count: int = 1, sql_tracker: bool = True) -> Iterator[Running]:
     workdir.mkdir(parents=True, exist_ok=True)
     running = Running(name)
     with ExitStack() as stack:
         loan_db = seed_loan_db(workdir)
         # Plain Rasa calls the action server; tuned Rasa runs the actions in its own process
-        # as `make run` does (bot/inprocess_actions.py), unless REMOTE_ACTIONS asks otherwise.
+        # as `make run` does (bot/inprocess_actions.py), unless `remote_actions` (the A/B of
+        # `python -m bench --remote-actions`).
         action_url = None
-        if not tuned or REMOTE_ACTIONS.enabled:
+        if not tuned or remote_actions:
             actions = _timed(running, start_action_server, workdir, loan_db)
             stack.callback(actions.stop)
             action_url = actions.url
@@ -199,11 +194,12 @@ def create_agents(db_url: str, count: int) -> list[tuple[str, str, str]]:
 @contextmanager
 def with_gateway(workdir: Path, model: Path, agents: int,
                  gateway_env: dict[str, str] | None = None, *,
-                 rasa_count: int = 1) -> Iterator[Running]:
-    """The gateway (python -m handoff) in front of action server + Rasa; with rasa_count=2
-    two tuned Rasa, each conversation pinned to one by the gateway (HANDOFF_RASA_URLS)."""
+                 rasa_count: int = 1, remote_actions: bool = False) -> Iterator[Running]:
+    """The gateway (python -m handoff) in front of tuned Rasa; with rasa_count=2 two tuned
+    Rasa, each conversation pinned to one by the gateway (HANDOFF_RASA_URLS)."""
     name = "gateway" if rasa_count == 1 else f"gateway-x{rasa_count}"
-    with _bot(workdir, model, name, rasa_count=rasa_count) as running:
+    with _bot(workdir, model, name, rasa_count=rasa_count,
+              remote_actions=remote_actions) as running:
         db_url = f"sqlite:///{workdir / 'handoff.sqlite'}"
         running.agents = create_agents(db_url, agents)
         env = {"HANDOFF_VAR_DIR": str(workdir), "HANDOFF_SERVICE_HOURS": "00:00-23:59",
