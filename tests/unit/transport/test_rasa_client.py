@@ -67,3 +67,48 @@ def test_timeout_is_rasa_unavailable(rasa: FakeRasa) -> None:
 def test_http_error_is_rasa_unavailable(rasa: FakeRasa) -> None:
     with pytest.raises(RasaUnavailable, match="HTTP 500"):
         asyncio.run(_send(RasaClient(rasa.url), "s6", "坏了"))
+
+
+def test_at_most_max_in_flight_calls_reach_an_instance_and_all_are_answered(
+    rasa: FakeRasa,
+) -> None:
+    async def go() -> list[list[dict[str, object]]]:
+        client = RasaClient(rasa.url, max_in_flight=2)
+        try:
+            return await asyncio.gather(
+                *(client.send_message(f"b{i}", "慢一点") for i in range(6)))
+        finally:
+            await client.close()
+
+    answers = asyncio.run(go())
+    assert len(answers) == 6 and all(answers)
+    assert rasa.most_in_flight == 2
+    assert sorted(m["sender"] for m in rasa.messages) == [f"b{i}" for i in range(6)]
+
+
+def test_without_a_limit_every_call_goes_at_once(rasa: FakeRasa) -> None:
+    async def go() -> None:
+        client = RasaClient(rasa.url)
+        try:
+            await asyncio.gather(*(client.send_message(f"c{i}", "慢一点") for i in range(5)))
+        finally:
+            await client.close()
+
+    asyncio.run(go())
+    assert rasa.most_in_flight == 5
+
+
+def test_waiting_for_a_slot_counts_against_the_time_out(rasa: FakeRasa) -> None:
+    async def go() -> list[object]:
+        client = RasaClient(rasa.url, max_in_flight=1, timeout_seconds=1.5)
+        try:
+            return await asyncio.gather(
+                *(client.send_message(f"d{i}", "慢一点") for i in range(3)),
+                return_exceptions=True)
+        finally:
+            await client.close()
+
+    first, *rest = asyncio.run(go())
+    assert isinstance(first, list)  # answered after 1 s
+    assert all(isinstance(r, RasaUnavailable) for r in rest)  # never started within 1.5 s
+    assert rasa.most_in_flight == 1
