@@ -163,7 +163,6 @@ def build_gateway(
     rasa = RasaClient(
         settings.rasa_urls or settings.rasa_url,
         timeout_seconds=settings.rasa_timeout_seconds, token=settings.rasa_token,
-        max_in_flight=settings.rasa_max_in_flight,
     )
     marks: ReplayMarks = (RedisMarks(settings.redis_url, settings.redis_channel)
                           if settings.redis_url else LocalMarks())

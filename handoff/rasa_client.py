@@ -11,12 +11,6 @@ its turns. Only when the owner refuses the connection (nothing was processed) do
 move to the next instance in the session's ranking; Rasa's tracker store is shared
 (PostgreSQL), so that instance continues the same conversation. A timeout is not retried
 elsewhere: the owner may still be working on the turn.
-
-Admission: at most `max_in_flight` calls per instance at a time (HANDOFF_RASA_MAX_IN_FLIGHT);
-the rest wait here, in arrival order. Rasa works one turn at a time on one core and
-interleaves every request it has accepted, so a burst of turns (a peak, or many new
-conversations at once) would all finish late together; queued here they finish in order.
-Waiting for a slot counts against the same time-out as the call.
 """
 
 from __future__ import annotations
@@ -51,7 +45,6 @@ class RasaClient:
         timeout_seconds: float = 10.0,
         connect_timeout_seconds: float = 3.0,
         token: str | None = None,
-        max_in_flight: int = 0,
     ) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.base_urls: tuple[str, ...] = tuple(
@@ -65,9 +58,6 @@ class RasaClient:
         )
         self._token = token
         self._session: aiohttp.ClientSession | None = None
-        self._timeout_seconds = timeout_seconds
-        self.max_in_flight = max_in_flight  # 0: no limit
-        self._slots: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily: an aiohttp session must be made inside the running loop.
@@ -107,39 +97,12 @@ class RasaClient:
         candidates = self.instances_for(session_id)
         for i, base in enumerate(candidates):
             try:
-                return await self._post_to(base, path, body)
+                return await self._post(f"{base}{path}", body)
             except _Refused as exc:
                 if i == len(candidates) - 1:
                     raise RasaUnavailable(str(exc)) from exc
                 log.warning("Rasa %s refused the connection; trying %s", base, candidates[i + 1])
         raise RasaUnavailable("no Rasa instance")  # unreachable: candidates is never empty
-
-    def _slot(self, base: str) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        kept = self._slots.get(base)
-        if kept is None or kept[0] is not loop:
-            kept = (loop, asyncio.Semaphore(self.max_in_flight))
-            self._slots[base] = kept
-        return kept[1]
-
-    async def _post_to(self, base: str, path: str, body: Any) -> Any:
-        if self.max_in_flight <= 0:
-            return await self._post(f"{base}{path}", body)
-        slot = self._slot(base)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            await asyncio.wait_for(slot.acquire(), self._timeout_seconds)
-        except asyncio.TimeoutError:
-            raise RasaUnavailable(
-                f"{base} busy: no free slot within {self._timeout_seconds:g} s") from None
-        try:
-            left = self._timeout_seconds - (loop.time() - started)
-            return await asyncio.wait_for(self._post(f"{base}{path}", body), max(left, 0.001))
-        except asyncio.TimeoutError:
-            raise RasaUnavailable(f"{base} timed out") from None
-        finally:
-            slot.release()
 
     async def _post(self, url: str, body: Any) -> Any:
         try:

@@ -72,8 +72,6 @@ class Settings:
     # Every Rasa instance; a session always goes to the same one (handoff.sharding).
     # rasa_url is the first of them.
     rasa_urls: tuple[str, ...] = ()
-    # turns sent to one Rasa instance at a time; more wait in the gateway (0: no limit)
-    rasa_max_in_flight: int = 4
     # This gateway process among several sharing one database: agent sockets are recorded per
     # node, and a node whose heartbeat is older than node_ttl_seconds counts as dead.
     node_id: str = "local"
@@ -106,7 +104,6 @@ class Settings:
             rasa_url=rasa_urls[0],
             rasa_urls=rasa_urls,
             rasa_timeout_seconds=_float(env, "HANDOFF_RASA_TIMEOUT", 30.0, low=0.1, high=300),
-            rasa_max_in_flight=_int(env, "HANDOFF_RASA_MAX_IN_FLIGHT", 4, low=0, high=1000),
             secret=_secret(env, var_dir),
             token_ttl_seconds=_int(env, "HANDOFF_TOKEN_TTL", 8 * 3600, low=60, high=7 * 86400),
             grace_seconds=_int(env, "HANDOFF_GRACE_SECONDS", 30, low=0, high=3600),

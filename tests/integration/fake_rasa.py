@@ -60,8 +60,6 @@ class FakeRasa:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     paused: set[str] = field(default_factory=set)
     tokens: list[str | None] = field(default_factory=list)  # ?token= of tracker-event calls
-    in_flight: int = 0  # webhook calls being answered now, and the most seen at once
-    most_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._auto_port = self.port == 0
@@ -161,14 +159,7 @@ class FakeRasa:
             paused = sender in self.paused
         if paused:  # ConversationPaused: Rasa stays silent.
             return web.json_response([])
-        with self._lock:
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            replies = await self._reply_for(sender, text)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        replies = await self._reply_for(sender, text)
         return web.json_response(replies)
 
     async def _reply_for(self, sender: str, text: str) -> list[dict[str, Any]]:
