@@ -162,8 +162,9 @@ class AgentFlows(ServiceCore):
                 self._system_message(conn, row, Texts.AGENT_JOINED.format(
                     name=agent.display_name), now)
             )
-            effects.append(self._status_effect(conn, row, now))
-            effects.extend(self._queue_effects(conn, now))
+            reads = self._queue_reads(conn)
+            effects.append(self._status_effect(conn, row, now, reads))
+            effects.extend(self._queue_effects(conn, now, reads=reads))
             transcript = self._transcript(conn, row)
         return ClaimResult(transcript.session, transcript, tuple(effects))
 

@@ -72,12 +72,12 @@ class BorrowerFlows(ServiceCore):
             elif row.identity != identity:
                 raise IdentityMismatch(f"session {row.id} is bound to another identity")
             history = repo.last_messages(conn, row.id, self._settings.history_limit)
-            status = self._status(conn, row)
+            reads = self._queue_reads(conn)
+            status = self._status(conn, row, reads)
             view = self._view(conn, row)
             # A borrower coming back to a wait nobody can serve is offered the callback again.
-            offer = (queue_view.callback_offer(conn, row.id,
-                                               row.skill or self._policy.default_skill,
-                                               now, self._settings)
+            offer = (queue_view.callback_offer(reads, row.id,
+                                               row.skill or self._policy.default_skill, now)
                      if row.state == SessionState.QUEUED.value else None)
         return OpenResult(session=view, created=created, history=tuple(history), status=status,
                           callback_offer=offer)

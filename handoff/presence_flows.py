@@ -39,8 +39,9 @@ class PresenceFlows(ServiceCore):
                 first = nodes.live_sockets(conn, agent_id, self._alive_after(now)) == 0
                 nodes.add_socket(conn, self._settings.node_id, socket_id, agent_id, now)
             repo.set_agent_presence(conn, agent_id, "online", None)
-            effects = self._queue_effects(conn, now, skip_agent=agent_id)
-            snapshot = self._snapshot(conn, agent_id, now)
+            reads = self._queue_reads(conn)
+            effects = self._queue_effects(conn, now, skip_agent=agent_id, reads=reads)
+            snapshot = self._snapshot(conn, agent_id, now, reads)
             held = tuple(
                 self._transcript(conn, s) for s in repo.held_sessions(conn, agent_id)
             )

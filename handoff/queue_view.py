@@ -5,9 +5,9 @@ connection, so every service flow computes them the same way inside its own tran
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Row
 
 from bot.text import detect_script, to_script
@@ -37,7 +37,6 @@ from handoff.queueing import (
 from handoff.settings import Settings
 from handoff.states import SessionState
 from handoff.store import repo
-from handoff.store.schema import sessions as sessions_table
 from handoff.texts import Texts, borrower_script, localise
 
 PREVIEW_LENGTH = 60
@@ -45,17 +44,17 @@ PREVIEW_LENGTH = 60
 
 def agent_loads(conn: Connection) -> list[AgentLoad]:
     """Every agent with its presence, skills, capacity and the sessions it holds."""
-    held = dict(
-        conn.execute(
-            select(sessions_table.c.agent_id, func.count())
-            .where(sessions_table.c.state == SessionState.ASSIGNED.value)
-            .group_by(sessions_table.c.agent_id)
-        ).all()
-    )
+    return loads_from(repo.list_agents(conn), repo.assigned_sessions(conn))
+
+
+def loads_from(agent_rows: list[Row], assigned: list[Row]) -> list[AgentLoad]:
+    held: dict[str, int] = {}
+    for r in assigned:
+        held[r.agent_id] = held.get(r.agent_id, 0) + 1
     return [
         AgentLoad(a.username, a.role, frozenset(a.skills or ()), a.presence == "online",
-                  a.max_sessions, int(held.get(a.username, 0)))
-        for a in repo.list_agents(conn)
+                  a.max_sessions, held.get(a.username, 0))
+        for a in agent_rows
     ]
 
 
@@ -78,26 +77,70 @@ def ordered_queue(conn: Connection, policy: Policy) -> tuple[list[QueueItem], li
     return order_queue(items, policy), rows
 
 
-def typical_seconds(conn: Connection, settings: Settings) -> float:
-    return typical_handle_seconds(
-        repo.recent_handle_seconds(conn), settings.default_handle_seconds
-    )
+class QueueReads:
+    """The queue as one transaction sees it once its writes are done, each part read once.
+
+    Why: a hand-off asks for the borrower's position, the callback offer and every online
+    agent's snapshot, and each of those needs the agents' loads, the ordered queue and the
+    typical handle time; read per question, the same rows were fetched 2–3 times per
+    transaction (a sixth of the gateway's CPU in the session-4 profile). Build one after the
+    transaction's last write: it does not see later ones.
+    """
+
+    def __init__(self, conn: Connection, policy: Policy, settings: Settings) -> None:
+        self.conn = conn
+        self.policy = policy
+        self.settings = settings
+
+    @cached_property
+    def _assigned(self) -> list[Row]:
+        return repo.assigned_sessions(self.conn)
+
+    @cached_property
+    def loads(self) -> list[AgentLoad]:
+        return loads_from(repo.list_agents(self.conn), self._assigned)
+
+    @cached_property
+    def _queue(self) -> tuple[list[QueueItem], list[Row]]:
+        return ordered_queue(self.conn, self.policy)
+
+    @property
+    def ordered(self) -> list[QueueItem]:
+        return self._queue[0]
+
+    @property
+    def rows(self) -> list[Row]:
+        return self._queue[1]
+
+    @cached_property
+    def positions_by_id(self) -> dict[str, int]:
+        return positions(self.ordered)
+
+    @cached_property
+    def typical(self) -> float:
+        return typical_handle_seconds(
+            repo.recent_handle_seconds(self.conn), self.settings.default_handle_seconds
+        )
+
+    @cached_property
+    def previews(self) -> dict[str, str]:
+        return repo.last_borrower_texts(self.conn, [r.id for r in self.rows])
+
+    def held(self, agent_id: str) -> list[str]:
+        """The sessions `agent_id` holds, oldest claim first."""
+        return [r.id for r in self._assigned if r.agent_id == agent_id]
 
 
-def session_status(conn: Connection, row: Row, policy: Policy,
-                   settings: Settings) -> StatusPayload:
+def session_status(reads: QueueReads, row: Row) -> StatusPayload:
     """What the borrower's status line shows: the state, the agent, or position and ETA."""
     agent_name = None
     if row.state == SessionState.ASSIGNED.value and row.agent_id:
-        agent_name = repo.display_names(conn, [row.agent_id]).get(row.agent_id)
+        agent_name = repo.display_names(reads.conn, [row.agent_id]).get(row.agent_id)
     if row.state != SessionState.QUEUED.value:
         return StatusPayload(row.id, row.state, agent_name=agent_name)
-    ordered, _ = ordered_queue(conn, policy)
-    pos = positions(ordered)
-    loads = agent_loads(conn)
-    return queued_status(row.id, row.skill or policy.default_skill,
-                         pos.get(row.id, 1), loads, typical_seconds(conn, settings),
-                         borrower_script(conn, row.id))
+    return queued_status(row.id, row.skill or reads.policy.default_skill,
+                         reads.positions_by_id.get(row.id, 1), reads.loads, reads.typical,
+                         borrower_script(reads.conn, row.id))
 
 
 def queued_status(session_id: str, skill: str, position: int, loads: list[AgentLoad],
@@ -113,14 +156,10 @@ def queued_status(session_id: str, skill: str, position: int, loads: list[AgentL
                          text=to_script(text, script))
 
 
-def snapshot(conn: Connection, agent_id: str, now: datetime, policy: Policy,
-             settings: Settings) -> QueueSnapshot:
+def snapshot(reads: QueueReads, agent_id: str, now: datetime) -> QueueSnapshot:
     """The queued sessions this agent may claim, best first, with ETA."""
-    ordered, rows = ordered_queue(conn, policy)
-    loads = agent_loads(conn)
-    return snapshot_from(agent_id, ordered, rows, loads, typical_seconds(conn, settings), now,
-                         repo.last_borrower_texts(conn, [r.id for r in rows]),
-                         [r.id for r in repo.held_sessions(conn, agent_id)])
+    return snapshot_from(agent_id, reads.ordered, reads.rows, reads.loads, reads.typical, now,
+                         reads.previews, reads.held(agent_id))
 
 
 def snapshot_from(
@@ -146,45 +185,36 @@ def snapshot_from(
 
 
 def queue_effects(
-    conn: Connection, now: datetime, policy: Policy, settings: Settings, *,
+    reads: QueueReads, now: datetime, *,
     borrowers: bool = True, skip_agent: str | None = None, skip_session: str | None = None,
 ) -> list[Effect]:
     """Fresh queue snapshots for every online agent, and new positions/ETAs for every
     waiting borrower (the queue moved)."""
-    ordered, rows = ordered_queue(conn, policy)
-    loads = agent_loads(conn)
-    typical = typical_seconds(conn, settings)
-    previews = repo.last_borrower_texts(conn, [r.id for r in rows])
-    held: dict[str, list[str]] = {}
-    for load in loads:
-        if load.online and load.agent_id != skip_agent and load.role in (
-                "agent", "supervisor"):
-            held[load.agent_id] = [r.id for r in repo.held_sessions(conn, load.agent_id)]
     effects: list[Effect] = [
-        ToAgents((agent_id,), AgentEvents.QUEUE, snapshot_from(
-            agent_id, ordered, rows, loads, typical, now, previews, ids).to_dict())
-        for agent_id, ids in held.items()
+        ToAgents((load.agent_id,), AgentEvents.QUEUE, snapshot(reads, load.agent_id, now)
+                 .to_dict())
+        for load in reads.loads
+        if load.online and load.agent_id != skip_agent and load.role in ("agent", "supervisor")
     ]
     if borrowers:
-        pos = positions(ordered)
-        for item in ordered:
+        for item in reads.ordered:
             if item.session_id == skip_session:
                 continue
             status = queued_status(
-                item.session_id, item.skill, pos[item.session_id], loads, typical,
-                detect_script(previews.get(item.session_id, "")),
+                item.session_id, item.skill, reads.positions_by_id[item.session_id], reads.loads,
+                reads.typical, detect_script(reads.previews.get(item.session_id, "")),
             )
             effects.append(ToBorrower(item.session_id, BorrowerEvents.STATUS,
                                       status.to_dict()))
     return effects
 
 
-def callback_offer(conn: Connection, session_id: str, skill: str, now: datetime,
-                   settings: Settings) -> dict[str, Any] | None:
+def callback_offer(reads: QueueReads, session_id: str, skill: str,
+                   now: datetime) -> dict[str, Any] | None:
     """The `callback_offer` payload when nobody can serve `skill` now (outside service
     hours, or no able agent online), else None."""
-    loads = agent_loads(conn)
-    reason = callback_reason(now, settings.service_hours, len(agents_able(loads, skill)))
+    settings = reads.settings
+    reason = callback_reason(now, settings.service_hours, len(agents_able(reads.loads, skill)))
     if reason is None:
         return None
     hours = settings.service_hours
@@ -194,4 +224,4 @@ def callback_offer(conn: Connection, session_id: str, skill: str, now: datetime,
         if reason == "outside_hours" else Texts.OFFER_NO_AGENTS
     )
     return {"session_id": session_id, "reason": reason,
-            "text": localise(conn, session_id, offer)}
+            "text": localise(reads.conn, session_id, offer)}

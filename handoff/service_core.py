@@ -130,11 +130,12 @@ class ServiceCore:
             ),
         )
         effects = self._system_message(conn, row, text, now) if text is not None else []
-        effects.append(self._status_effect(conn, row, now))
-        offer = queue_view.callback_offer(conn, row.id, skill, now, self._settings)
+        reads = self._queue_reads(conn)  # the writes are done: status, offer, snapshots share it
+        effects.append(self._status_effect(conn, row, now, reads))
+        offer = queue_view.callback_offer(reads, row.id, skill, now)
         if offer is not None:
             effects.append(ToBorrower(row.id, BorrowerEvents.CALLBACK_OFFER, offer))
-        effects.extend(self._queue_effects(conn, now, skip_session=row.id))
+        effects.extend(self._queue_effects(conn, now, skip_session=row.id, reads=reads))
         log.info("session %s queued: reason=%s key=%s skill=%s", short_id(row.id), signal.reason,
                  routing_key, skill)
         return row, effects
@@ -167,24 +168,33 @@ class ServiceCore:
                                     masked_message(message)))
         return effects
 
-    def _status_effect(self, conn: Connection, row: Row, now: datetime) -> ToBorrower:
-        return ToBorrower(row.id, BorrowerEvents.STATUS, self._status(conn, row).to_dict())
+    def _status_effect(self, conn: Connection, row: Row, now: datetime,
+                       reads: queue_view.QueueReads | None = None) -> ToBorrower:
+        return ToBorrower(row.id, BorrowerEvents.STATUS,
+                          self._status(conn, row, reads).to_dict())
 
-    # read-only views (handoff/queue_view.py, handoff/views.py) with this service's config
+    # read-only views (handoff/queue_view.py, handoff/views.py) with this service's config.
+    # Pass `reads` only when it was built after the transaction's last write.
+
+    def _queue_reads(self, conn: Connection) -> queue_view.QueueReads:
+        return queue_view.QueueReads(conn, self._policy, self._settings)
 
     def _queue_effects(
         self, conn: Connection, now: datetime, *, borrowers: bool = True,
         skip_agent: str | None = None, skip_session: str | None = None,
+        reads: queue_view.QueueReads | None = None,
     ) -> list[Effect]:
-        return queue_view.queue_effects(conn, now, self._policy, self._settings,
+        return queue_view.queue_effects(reads or self._queue_reads(conn), now,
                                         borrowers=borrowers, skip_agent=skip_agent,
                                         skip_session=skip_session)
 
-    def _snapshot(self, conn: Connection, agent_id: str, now: datetime) -> QueueSnapshot:
-        return queue_view.snapshot(conn, agent_id, now, self._policy, self._settings)
+    def _snapshot(self, conn: Connection, agent_id: str, now: datetime,
+                  reads: queue_view.QueueReads | None = None) -> QueueSnapshot:
+        return queue_view.snapshot(reads or self._queue_reads(conn), agent_id, now)
 
-    def _status(self, conn: Connection, row: Row) -> StatusPayload:
-        return queue_view.session_status(conn, row, self._policy, self._settings)
+    def _status(self, conn: Connection, row: Row,
+                reads: queue_view.QueueReads | None = None) -> StatusPayload:
+        return queue_view.session_status(reads or self._queue_reads(conn), row)
 
     def _load(self, conn: Connection, agent: Row) -> AgentLoad:
         return queue_view.agent_load(conn, agent)

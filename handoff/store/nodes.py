@@ -78,11 +78,10 @@ def live_sockets(conn: Connection, agent_id: str, alive_after: datetime) -> int:
 
 # Per-message statements, built once (see handoff/store/repo.py).
 _INSERT_PENDING = insert(pending_turns)
-_OLDEST_PENDING = select(func.min(pending_turns.c.seq)).where(
-    pending_turns.c.session_id == bindparam("session_key"))
-_DELETE_PENDING = delete(pending_turns).where(and_(
+_DELETE_OLDEST_PENDING = delete(pending_turns).where(and_(
     pending_turns.c.session_id == bindparam("session_key"),
-    pending_turns.c.seq == bindparam("seq_key")))
+    pending_turns.c.seq == select(func.min(pending_turns.c.seq))
+    .where(pending_turns.c.session_id == bindparam("session_key")).scalar_subquery()))
 
 
 def add_pending_turn(conn: Connection, node_id: str, session_id: str, seq: int, text: str,
@@ -96,9 +95,7 @@ def add_pending_turn(conn: Connection, node_id: str, session_id: str, seq: int, 
 def resolve_oldest_turn(conn: Connection, session_id: str) -> None:
     """A session's turns reach Rasa one at a time in seq order, so an answer (or a failure)
     settles the oldest pending one."""
-    oldest = conn.execute(_OLDEST_PENDING, {"session_key": session_id}).scalar_one()
-    if oldest is not None:
-        conn.execute(_DELETE_PENDING, {"session_key": session_id, "seq_key": oldest})
+    conn.execute(_DELETE_OLDEST_PENDING, {"session_key": session_id})
 
 
 def adopt_turns(conn: Connection, from_node: str, to_node: str) -> list[Row]:

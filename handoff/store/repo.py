@@ -4,11 +4,12 @@ compose several of them into one transaction (persist + state change + audit tog
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -32,6 +33,13 @@ _SESSION_BY_ID_FOR_UPDATE = _SESSION_BY_ID.with_for_update()
 _BUMP_SEQ = (update(sessions).where(sessions.c.id == bindparam("session_key"))
              .values(last_seq=sessions.c.last_seq + 1))
 _LAST_SEQ = select(sessions.c.last_seq).where(sessions.c.id == bindparam("session_key"))
+# The same bump that also says the new seq: one statement instead of two per stored message.
+# Plain SQL because SQLAlchemy 1.4 compiles RETURNING only for PostgreSQL; SQLite has it
+# since 3.35 (checked per connection in next_seq).
+_BUMP_SEQ_RETURNING = text(
+    "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = :session_key RETURNING last_seq"
+)
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 _INSERT_SESSION = sessions.insert()
 _INSERT_MESSAGE = messages.insert()
 _INSERT_TRANSITION = transitions.insert()
@@ -46,6 +54,16 @@ _CLIENT_MESSAGE = select(messages).where(and_(
     messages.c.session_id == bindparam("session_key"),
     messages.c.client_msg_id == bindparam("client_key"),
 ))
+# ...and of the queue reads every hand-off and queued message makes (handoff/queue_view.py).
+_QUEUED_SESSIONS = select(sessions).where(sessions.c.state == "queued")
+_ASSIGNED_SESSIONS = (select(sessions.c.id, sessions.c.agent_id, sessions.c.claimed_at)
+                      .where(sessions.c.state == "assigned")
+                      .order_by(sessions.c.claimed_at, sessions.c.id))
+_RECENT_HANDLE_SECONDS = (select(transitions.c.handle_seconds)
+                          .where(transitions.c.handle_seconds.is_not(None))
+                          .order_by(transitions.c.id.desc())
+                          .limit(bindparam("limit_key")))
+_ACTIVE_AGENTS = select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id)
 
 # --- sessions ----------------------------------------------------------------------------
 
@@ -108,7 +126,12 @@ def claim_session(
 
 
 def queued_sessions(conn: Connection) -> list[Row]:
-    return list(conn.execute(select(sessions).where(sessions.c.state == "queued")))
+    return list(conn.execute(_QUEUED_SESSIONS))
+
+
+def assigned_sessions(conn: Connection) -> list[Row]:
+    """Every session a human holds (id, agent, claim time), oldest claim first."""
+    return list(conn.execute(_ASSIGNED_SESSIONS))
 
 
 def held_sessions(conn: Connection, agent_id: str) -> list[Row]:
@@ -168,10 +191,7 @@ def append_message(
 ) -> MessageView:
     """Store a message with the next seq of its session. The increment is one UPDATE, which
     row-locks (PostgreSQL) or runs under the write lock (SQLite), so seqs never collide."""
-    bumped = conn.execute(_BUMP_SEQ, {"session_key": session_id})
-    if bumped.rowcount != 1:
-        raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
-    seq = conn.execute(_LAST_SEQ, {"session_key": session_id}).scalar_one()
+    seq = next_seq(conn, session_id)
     values = dict(
         session_id=session_id, seq=seq, episode=episode, sender=sender, agent_id=agent_id,
         display_name=display_name, text=text, payload=payload, intent=intent,
@@ -191,6 +211,19 @@ def append_message(
         display_name=display_name, intent=intent, confidence=confidence,
         client_msg_id=client_msg_id, episode=episode,
     )
+
+
+def next_seq(conn: Connection, session_id: str) -> int:
+    """Advance the session's message counter and return the new value."""
+    if conn.dialect.name == "postgresql" or (conn.dialect.name == "sqlite" and _SQLITE_RETURNING):
+        seq = conn.execute(_BUMP_SEQ_RETURNING, {"session_key": session_id}).scalar()
+        if seq is None:
+            raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
+        return int(seq)
+    bumped = conn.execute(_BUMP_SEQ, {"session_key": session_id})
+    if bumped.rowcount != 1:
+        raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
+    return int(conn.execute(_LAST_SEQ, {"session_key": session_id}).scalar_one())
 
 
 def messages_since(
@@ -312,12 +345,7 @@ def transitions_of(conn: Connection, session_id: str) -> list[TransitionView]:
 
 
 def recent_handle_seconds(conn: Connection, limit: int = 50) -> list[float]:
-    rows = conn.execute(
-        select(transitions.c.handle_seconds)
-        .where(transitions.c.handle_seconds.is_not(None))
-        .order_by(transitions.c.id.desc())
-        .limit(limit)
-    )
+    rows = conn.execute(_RECENT_HANDLE_SECONDS, {"limit_key": limit})
     return [float(r.handle_seconds) for r in rows]
 
 
@@ -454,7 +482,7 @@ def require_agent(conn: Connection, username: str, *, for_update: bool = False) 
 
 
 def list_agents(conn: Connection) -> list[Row]:
-    return list(conn.execute(select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id)))
+    return list(conn.execute(_ACTIVE_AGENTS))
 
 
 def set_agent_presence(

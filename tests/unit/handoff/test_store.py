@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from handoff.errors import AlreadyClaimed, CapacityReached, ConflictError, StoreUnavailable
+from handoff.errors import (
+    AlreadyClaimed,
+    CapacityReached,
+    ConflictError,
+    NotFound,
+    StoreUnavailable,
+)
 from handoff.model import HandoffSignal
 from handoff.policy import Policy
 from handoff.service import HandoffService
 from handoff.settings import Settings
-from handoff.store import Store, repo
+from handoff.store import Store, nodes, repo
 
 from .conftest import PASSWORD, FakeClock
 
@@ -134,6 +140,34 @@ def _race(n: int, work: Callable[[int], object]) -> tuple[list[object], list[Bas
 
 
 @pytest.mark.timeout(120)
+def test_seq_and_pending_turns_one_statement_each(db_url: str) -> None:
+    """The RETURNING bump and the one-statement settle of the oldest pending turn, on both
+    databases: seqs count per session, an unknown session is NotFound and stores nothing."""
+    store = Store(db_url)
+    a, b = "a" * 20, "b" * 20
+    with store.write() as conn:
+        for sid in (a, b):
+            repo.insert_session(conn, sid, None, NOW)
+        assert [repo.next_seq(conn, a) for _ in range(3)] == [1, 2, 3]
+        assert repo.next_seq(conn, b) == 1
+        for seq in (3, 1, 2):
+            nodes.add_pending_turn(conn, "node-1", a, seq, f"t{seq}", None, NOW)
+        nodes.add_pending_turn(conn, "node-1", b, 1, "other", None, NOW)
+    with pytest.raises(NotFound), store.write() as conn:
+        repo.next_seq(conn, "z" * 20)
+    left = []
+    for _ in range(4):
+        with store.write() as conn:
+            nodes.resolve_oldest_turn(conn, a)  # the fourth finds nothing to settle
+            left.append(sorted((r.session_id[0], r.seq) for r in nodes.adopt_turns(
+                conn, "node-1", "node-1")))
+    assert left == [[("a", 2), ("a", 3), ("b", 1)], [("a", 3), ("b", 1)], [("b", 1)],
+                    [("b", 1)]]
+    with store.read() as conn:
+        assert repo.get_session(conn, "z" * 20) is None
+    store.dispose()
+
+
 def test_conditional_update_claim_has_one_winner(db_url: str) -> None:
     """Every thread read the same version before racing; only one UPDATE may match."""
     store = Store(db_url)
