@@ -16,7 +16,8 @@ Payloads are JSON-ready dicts. Texts inside payloads sent to agents are already 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -89,11 +90,20 @@ Effect = ToBorrower | ToAgents | ToRasaMessage | ToRasa
 
 
 def _json_fields(view: Any) -> JSON:
-    """A view's fields as JSON-ready values: every datetime field becomes ISO 8601."""
-    data = asdict(view)
-    for key, value in data.items():
+    """A view's fields as JSON-ready values: every datetime field becomes ISO 8601.
+
+    For flat views (no nested dataclasses) only: it copies containers like `asdict` does,
+    without `asdict`'s recursive walk, which cost more than the rest of building a message
+    event (a message view is built for every message the gateway stores).
+    """
+    data: JSON = {}
+    for f in fields(view):
+        value = getattr(view, f.name)
         if isinstance(value, datetime):
-            data[key] = value.isoformat()
+            value = value.isoformat()
+        elif isinstance(value, (dict, list)):
+            value = copy.deepcopy(value)
+        data[f.name] = value
     return data
 
 

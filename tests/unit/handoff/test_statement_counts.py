@@ -21,16 +21,22 @@ from .test_service import UNRESOLVED
 
 @contextmanager
 def statements(store: Store) -> Iterator[list[str]]:
+    """Every statement sent, and "COMMIT" for each committed transaction."""
     seen: list[str] = []
 
     def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
         seen.append(" ".join(statement.split()))
 
+    def commit(_conn) -> None:  # type: ignore[no-untyped-def]
+        seen.append("COMMIT")
+
     event.listen(store.engine, "before_cursor_execute", record)
+    event.listen(store.engine, "commit", commit)
     try:
         yield seen
     finally:
         event.remove(store.engine, "before_cursor_execute", record)
+        event.remove(store.engine, "commit", commit)
 
 
 def reads_of(seen: list[str], table: str) -> int:
@@ -43,11 +49,11 @@ def test_a_bot_turn_is_two_short_transactions(service: HandoffService, store: St
         result = service.record_borrower_message(sid, "利率多少")
         service.accept_bot_replies(sid, [{"text": "年化利率7.2%起"}, {"text": "还有问题吗？"}])
     assert result.route == "bot"
-    begins = [s for s in seen if s.startswith("BEGIN")]
-    work = [s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]
+    commits = [s for s in seen if s == "COMMIT"]
+    work = [s for s in seen if s != "COMMIT"]
     # message: session row, seq bump (RETURNING), insert, pending turn;
     # replies: session row, settle the pending turn, then a bump and an insert per reply.
-    assert len(begins) == 2
+    assert len(commits) == 2
     assert len(work) == 4 + 2 + 2 * 2, work
     assert sum("RETURNING last_seq" in s for s in work) == 3
     with store.read() as conn:

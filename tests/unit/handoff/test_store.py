@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import IntegrityError
 
 from handoff.errors import (
     AlreadyClaimed,
@@ -83,6 +85,43 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     with store.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     store.dispose()
+
+
+def test_sqlite_writes_keep_one_connection_and_take_the_write_lock(tmp_path: Path) -> None:
+    """Writes reuse one kept connection; each still begins IMMEDIATE (another process cannot
+    write meanwhile), reads begin deferred (another process can), and a failed write
+    rolls back and leaves the store usable."""
+    path = tmp_path / "k.sqlite"
+    store = Store(f"sqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    checkouts = []
+    event.listen(store.engine.pool, "checkout", lambda *_: checkouts.append(1))
+    for i in range(3):
+        with store.write() as conn:
+            repo.insert_session(conn, f"{i}" * 20, None, NOW)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+    assert len(checkouts) == 1  # taken from the pool once, then kept
+    with store.read() as conn:
+        other.execute("BEGIN IMMEDIATE")  # a reader holds no write lock
+        other.execute("ROLLBACK")
+        assert len(repo.queued_sessions(conn)) == 0
+    with pytest.raises(ValueError), store.write() as conn:
+        repo.insert_session(conn, "x" * 20, None, NOW)
+        raise ValueError("a bug half-way")
+    with pytest.raises(IntegrityError), store.write() as conn:  # a driver error: reconnects
+        repo.insert_session(conn, "y" * 20, None, NOW)
+        repo.insert_session(conn, "0" * 20, None, NOW)
+    with store.write() as conn:
+        repo.insert_session(conn, "z" * 20, None, NOW)
+    with store.read() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM sessions ORDER BY id")]
+    assert ids == ["0" * 20, "1" * 20, "2" * 20, "z" * 20]
+    other.execute("BEGIN IMMEDIATE")  # nothing left holding the lock
+    other.execute("ROLLBACK")
+    other.close()
+    store.dispose()
+    assert store._writer is None
 
 
 def test_times_come_back_aware_utc(tmp_path: Path) -> None:
