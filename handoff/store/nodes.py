@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from handoff.store.prepared import Prepared
 from handoff.store.schema import agent_sockets, gateway_nodes, pending_turns
 
 
@@ -76,17 +77,18 @@ def live_sockets(conn: Connection, agent_id: str, alive_after: datetime) -> int:
 # --- borrower messages on their way to Rasa ------------------------------------------------
 
 
-# Per-message statements, built once (see handoff/store/repo.py).
-_INSERT_PENDING = insert(pending_turns)
-_DELETE_OLDEST_PENDING = delete(pending_turns).where(and_(
+# Per-message statements, built once and prepared (see handoff/store/prepared.py).
+_INSERT_PENDING = Prepared(insert(pending_turns), column_keys=(
+    "session_id", "seq", "node_id", "text", "metadata", "created_at"))
+_DELETE_OLDEST_PENDING = Prepared(delete(pending_turns).where(and_(
     pending_turns.c.session_id == bindparam("session_key"),
     pending_turns.c.seq == select(func.min(pending_turns.c.seq))
-    .where(pending_turns.c.session_id == bindparam("session_key")).scalar_subquery()))
+    .where(pending_turns.c.session_id == bindparam("session_key")).scalar_subquery())))
 
 
 def add_pending_turn(conn: Connection, node_id: str, session_id: str, seq: int, text: str,
                      metadata: dict[str, Any] | None, now: datetime) -> None:
-    conn.execute(_INSERT_PENDING, dict(
+    _INSERT_PENDING.run(conn, dict(
         session_id=session_id, seq=seq, node_id=node_id, text=text, metadata=metadata,
         created_at=now,
     ))
@@ -95,7 +97,7 @@ def add_pending_turn(conn: Connection, node_id: str, session_id: str, seq: int, 
 def resolve_oldest_turn(conn: Connection, session_id: str) -> None:
     """A session's turns reach Rasa one at a time in seq order, so an answer (or a failure)
     settles the oldest pending one."""
-    conn.execute(_DELETE_OLDEST_PENDING, {"session_key": session_id})
+    _DELETE_OLDEST_PENDING.run(conn, {"session_key": session_id})
 
 
 def adopt_turns(conn: Connection, from_node: str, to_node: str) -> list[Row]:

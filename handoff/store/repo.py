@@ -22,48 +22,59 @@ from handoff.model import (
     SessionView,
     TransitionView,
 )
+from handoff.store.prepared import Prepared
 from handoff.store.schema import agents, callbacks, csat, messages, notes, sessions, transitions
 
-# Statements of the per-message path, built once. SQLAlchemy memoises a statement object's
-# cache key, so executing a prebuilt statement with parameters skips re-building, coercing and
-# re-keying it on every call (measured: most of the gateway's CPU per message went there,
-# docs/benchmarks.md).
-_SESSION_BY_ID = select(sessions).where(sessions.c.id == bindparam("session_key"))
-_SESSION_BY_ID_FOR_UPDATE = _SESSION_BY_ID.with_for_update()
+# Statements of the per-message path, built once and run through Prepared, which on SQLite
+# sends them straight to the driver (handoff/store/prepared.py; measured in
+# docs/benchmarks.md). Elsewhere a prebuilt statement still saves SQLAlchemy re-building and
+# re-keying it on every call.
+_SESSION_BY_ID = Prepared(
+    select(sessions).where(sessions.c.id == bindparam("session_key")), name="session")
+_SESSION_BY_ID_FOR_UPDATE = Prepared(
+    select(sessions).where(sessions.c.id == bindparam("session_key")).with_for_update(),
+    name="session")
 _BUMP_SEQ = (update(sessions).where(sessions.c.id == bindparam("session_key"))
              .values(last_seq=sessions.c.last_seq + 1))
 _LAST_SEQ = select(sessions.c.last_seq).where(sessions.c.id == bindparam("session_key"))
 # The same bump that also says the new seq: one statement instead of two per stored message.
 # Plain SQL because SQLAlchemy 1.4 compiles RETURNING only for PostgreSQL; SQLite has it
-# since 3.35 (checked per connection in next_seq).
-_BUMP_SEQ_RETURNING = text(
+# since 3.35 (checked in next_seq).
+_BUMP_SEQ_RETURNING = Prepared(text(
     "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = :session_key RETURNING last_seq"
-)
+).columns(sessions.c.last_seq))
 _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 _INSERT_SESSION = sessions.insert()
-_INSERT_MESSAGE = messages.insert()
+_MESSAGE_COLUMNS = ("session_id", "seq", "episode", "sender", "agent_id", "display_name", "text",
+                    "payload", "intent", "confidence", "client_msg_id", "created_at")
+_INSERT_MESSAGE = Prepared(messages.insert(), column_keys=_MESSAGE_COLUMNS)
 _INSERT_TRANSITION = transitions.insert()
-_MESSAGES_SINCE = (select(messages)
-                   .where(and_(messages.c.session_id == bindparam("session_key"),
-                               messages.c.seq > bindparam("seq_key")))
-                   .order_by(messages.c.seq))
-_MESSAGES_SINCE_LIMITED = _MESSAGES_SINCE.limit(bindparam("limit_key"))
-_LAST_MESSAGES = (select(messages).where(messages.c.session_id == bindparam("session_key"))
-                  .order_by(messages.c.seq.desc()).limit(bindparam("limit_key")))
-_CLIENT_MESSAGE = select(messages).where(and_(
+_MESSAGES_SINCE = Prepared(select(messages)
+                           .where(and_(messages.c.session_id == bindparam("session_key"),
+                                       messages.c.seq > bindparam("seq_key")))
+                           .order_by(messages.c.seq), name="message")
+_MESSAGES_SINCE_LIMITED = Prepared(_MESSAGES_SINCE.statement.limit(
+    bindparam("limit_key")), name="message")
+_LAST_MESSAGES = Prepared(select(messages)
+                          .where(messages.c.session_id == bindparam("session_key"))
+                          .order_by(messages.c.seq.desc()).limit(bindparam("limit_key")),
+                          name="message")
+_CLIENT_MESSAGE = Prepared(select(messages).where(and_(
     messages.c.session_id == bindparam("session_key"),
     messages.c.client_msg_id == bindparam("client_key"),
-))
+)), name="message")
 # ...and of the queue reads every hand-off and queued message makes (handoff/queue_view.py).
-_QUEUED_SESSIONS = select(sessions).where(sessions.c.state == "queued")
-_ASSIGNED_SESSIONS = (select(sessions.c.id, sessions.c.agent_id, sessions.c.claimed_at)
-                      .where(sessions.c.state == "assigned")
-                      .order_by(sessions.c.claimed_at, sessions.c.id))
-_RECENT_HANDLE_SECONDS = (select(transitions.c.handle_seconds)
-                          .where(transitions.c.handle_seconds.is_not(None))
-                          .order_by(transitions.c.id.desc())
-                          .limit(bindparam("limit_key")))
-_ACTIVE_AGENTS = select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id)
+_QUEUED_SESSIONS = Prepared(select(sessions).where(sessions.c.state == "queued"),
+                            name="session")
+_ASSIGNED_SESSIONS = Prepared(select(sessions.c.id, sessions.c.agent_id, sessions.c.claimed_at)
+                              .where(sessions.c.state == "assigned")
+                              .order_by(sessions.c.claimed_at, sessions.c.id), name="held")
+_RECENT_HANDLE_SECONDS = Prepared(select(transitions.c.handle_seconds)
+                                  .where(transitions.c.handle_seconds.is_not(None))
+                                  .order_by(transitions.c.id.desc())
+                                  .limit(bindparam("limit_key")), name="handled")
+_ACTIVE_AGENTS = Prepared(
+    select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id), name="agent")
 
 # --- sessions ----------------------------------------------------------------------------
 
@@ -72,7 +83,7 @@ def get_session(conn: Connection, session_id: str, *, for_update: bool = False) 
     """The session row; `for_update` locks it on PostgreSQL (SQLite already holds the
     database write lock inside Store.write())."""
     query = _SESSION_BY_ID_FOR_UPDATE if for_update else _SESSION_BY_ID
-    return conn.execute(query, {"session_key": session_id}).first()
+    return query.first(conn, {"session_key": session_id})
 
 
 def require_session(conn: Connection, session_id: str, *, for_update: bool = False) -> Row:
@@ -126,12 +137,12 @@ def claim_session(
 
 
 def queued_sessions(conn: Connection) -> list[Row]:
-    return list(conn.execute(_QUEUED_SESSIONS))
+    return _QUEUED_SESSIONS.all(conn, {})
 
 
 def assigned_sessions(conn: Connection) -> list[Row]:
     """Every session a human holds (id, agent, claim time), oldest claim first."""
-    return list(conn.execute(_ASSIGNED_SESSIONS))
+    return _ASSIGNED_SESSIONS.all(conn, {})
 
 
 def held_sessions(conn: Connection, agent_id: str) -> list[Row]:
@@ -169,9 +180,8 @@ def session_view(row: Row, agent_name: str | None = None) -> SessionView:
 
 
 def find_client_message(conn: Connection, session_id: str, client_msg_id: str) -> Row | None:
-    return conn.execute(
-        _CLIENT_MESSAGE, {"session_key": session_id, "client_key": client_msg_id}
-    ).first()
+    return _CLIENT_MESSAGE.first(
+        conn, {"session_key": session_id, "client_key": client_msg_id})
 
 
 def append_message(
@@ -198,11 +208,11 @@ def append_message(
         confidence=confidence, client_msg_id=client_msg_id, created_at=now,
     )
     if client_msg_id is None:  # seq comes from the row-locked counter: nothing can collide
-        conn.execute(_INSERT_MESSAGE, values)
+        _INSERT_MESSAGE.run(conn, values)
     else:
         try:
             with conn.begin_nested():
-                conn.execute(_INSERT_MESSAGE, values)
+                _INSERT_MESSAGE.run(conn, values)
         except IntegrityError:
             raise ConflictError(f"message {client_msg_id!r} already stored") from None
     return MessageView(
@@ -216,10 +226,10 @@ def append_message(
 def next_seq(conn: Connection, session_id: str) -> int:
     """Advance the session's message counter and return the new value."""
     if conn.dialect.name == "postgresql" or (conn.dialect.name == "sqlite" and _SQLITE_RETURNING):
-        seq = conn.execute(_BUMP_SEQ_RETURNING, {"session_key": session_id}).scalar()
-        if seq is None:
+        row = _BUMP_SEQ_RETURNING.first(conn, {"session_key": session_id})
+        if row is None:
             raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
-        return int(seq)
+        return int(row.last_seq)
     bumped = conn.execute(_BUMP_SEQ, {"session_key": session_id})
     if bumped.rowcount != 1:
         raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
@@ -231,14 +241,14 @@ def messages_since(
 ) -> list[MessageView]:
     params = {"session_key": session_id, "seq_key": last_seq}
     if limit is None:
-        return [message_view(r) for r in conn.execute(_MESSAGES_SINCE, params)]
-    return [message_view(r) for r in conn.execute(_MESSAGES_SINCE_LIMITED,
-                                                  {**params, "limit_key": limit})]
+        return [message_view(r) for r in _MESSAGES_SINCE.all(conn, params)]
+    return [message_view(r) for r in _MESSAGES_SINCE_LIMITED.all(
+        conn, {**params, "limit_key": limit})]
 
 
 def last_messages(conn: Connection, session_id: str, count: int) -> list[MessageView]:
-    rows = conn.execute(_LAST_MESSAGES, {"session_key": session_id, "limit_key": count})
-    return [message_view(r) for r in reversed(list(rows))]
+    rows = _LAST_MESSAGES.all(conn, {"session_key": session_id, "limit_key": count})
+    return [message_view(r) for r in reversed(rows)]
 
 
 def messages_of_sessions(conn: Connection, session_ids: Sequence[str]) -> list[MessageView]:
@@ -345,7 +355,7 @@ def transitions_of(conn: Connection, session_id: str) -> list[TransitionView]:
 
 
 def recent_handle_seconds(conn: Connection, limit: int = 50) -> list[float]:
-    rows = conn.execute(_RECENT_HANDLE_SECONDS, {"limit_key": limit})
+    rows = _RECENT_HANDLE_SECONDS.all(conn, {"limit_key": limit})
     return [float(r.handle_seconds) for r in rows]
 
 
@@ -482,7 +492,7 @@ def require_agent(conn: Connection, username: str, *, for_update: bool = False) 
 
 
 def list_agents(conn: Connection) -> list[Row]:
-    return list(conn.execute(_ACTIVE_AGENTS))
+    return _ACTIVE_AGENTS.all(conn, {})
 
 
 def set_agent_presence(

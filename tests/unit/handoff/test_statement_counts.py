@@ -21,25 +21,27 @@ from .test_service import UNRESOLVED
 
 @contextmanager
 def statements(store: Store) -> Iterator[list[str]]:
-    """Every statement sent, and "COMMIT" for each committed transaction."""
+    """Every statement SQLite is given (the driver's own trace, so statements that bypass
+    SQLAlchemy's events count too), BEGIN and COMMIT included."""
     seen: list[str] = []
 
-    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+    def trace(statement: str) -> None:
         seen.append(" ".join(statement.split()))
 
-    def commit(_conn) -> None:  # type: ignore[no-untyped-def]
-        seen.append("COMMIT")
+    def traced(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.set_trace_callback(trace)
 
-    event.listen(store.engine, "before_cursor_execute", record)
-    event.listen(store.engine, "commit", commit)
+    event.listen(store.engine, "connect", traced)
+    store.dispose()  # connections opened from here on are traced
     try:
         yield seen
     finally:
-        event.remove(store.engine, "before_cursor_execute", record)
-        event.remove(store.engine, "commit", commit)
+        event.remove(store.engine, "connect", traced)
+        store.dispose()
 
 
 def reads_of(seen: list[str], table: str) -> int:
+    """SELECTs whose main table is `table` (the trace shows them with their values)."""
     return sum(1 for s in seen if s.startswith("SELECT") and f"FROM {table}" in s)
 
 
@@ -50,10 +52,10 @@ def test_a_bot_turn_is_two_short_transactions(service: HandoffService, store: St
         service.accept_bot_replies(sid, [{"text": "年化利率7.2%起"}, {"text": "还有问题吗？"}])
     assert result.route == "bot"
     commits = [s for s in seen if s == "COMMIT"]
-    work = [s for s in seen if s != "COMMIT"]
+    work = [s for s in seen if s not in ("COMMIT", "BEGIN IMMEDIATE")]
     # message: session row, seq bump (RETURNING), insert, pending turn;
     # replies: session row, settle the pending turn, then a bump and an insert per reply.
-    assert len(commits) == 2
+    assert len(commits) == 2 and seen.count("BEGIN IMMEDIATE") == 2
     assert len(work) == 4 + 2 + 2 * 2, work
     assert sum("RETURNING last_seq" in s for s in work) == 3
     with store.read() as conn:
@@ -81,7 +83,7 @@ def test_a_handoff_reads_the_queue_once(service: HandoffService, store: Store) -
     # Status line, callback offer and three agents' snapshots all come from one read of each.
     assert reads_of(seen, "agents") == 1
     assert sum(1 for s in seen if s.startswith("SELECT") and "FROM sessions" in s
-               and "sessions.state = ?" in s) == 2  # queued rows, assigned rows
+               and "WHERE sessions.state = " in s) == 2  # queued rows, assigned rows
     assert reads_of(seen, "transitions") == 1  # typical handle time
     queue_events = [e for e in result.effects if getattr(e, "event", None) == "queue"]
     assert len(queue_events) == 3
