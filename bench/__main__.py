@@ -25,7 +25,14 @@ from typing import Any
 import uvloop
 
 from bench import procs, profile
-from bench.drivers import HandoffClock, Level, ScriptedAgents, run_gateway, run_rest
+from bench.drivers import (
+    HandoffClock,
+    Level,
+    ScriptedAgents,
+    run_gateway,
+    run_interleaved,
+    run_rest,
+)
 from bench.report import write_report
 from bench.stats import LevelResult
 from tests.stack import BIN, ROOT
@@ -119,6 +126,19 @@ async def _levels(running: procs.Running, levels: list[int], args: argparse.Name
     return results
 
 
+async def _interleaved(running: procs.Running, args: argparse.Namespace,
+                       system: str) -> tuple[LevelResult, LevelResult]:
+    agents = ScriptedAgents(running.gateway_url, running.agents, HandoffClock())
+    await agents.start()
+    try:
+        # twice the level's time: each path gets about half of it
+        level = Level(1, args.warmup, 2 * args.seconds, args.seed, args.think)
+        return await run_interleaved(running.gateway_url, agents, running.rasa_urls,
+                                     running.rasa_token, level, system)
+    finally:
+        await agents.stop()
+
+
 def _own_cpu() -> float:
     times = os.times()
     return times.user + times.system
@@ -162,13 +182,12 @@ def _run_system(system: str, workdir: Path, model: Path, levels: list[int],
         idle = running.rss()
         results = asyncio.run(_levels(running, levels, args, system))
         if system in ("gateway", "gateway-x2") and 1 in levels:
-            # the same Rasa without the gateway, for the per-message overhead
-            direct = asyncio.run(run_rest(
-                running.rasa_urls, running.rasa_token,
-                Level(1, args.warmup, args.seconds, args.seed, args.think),
-                f"rasa-behind-{system}"))
-            print(json.dumps(direct.summary(), ensure_ascii=False), flush=True)
-            results.append(direct)
+            # the gateway's per-message overhead: the same conversations through it and
+            # straight to the same Rasa, interleaved (bench/drivers.py run_interleaved)
+            pair = asyncio.run(_interleaved(running, args, system))
+            for result in pair:
+                print(json.dumps(result.summary(), ensure_ascii=False), flush=True)
+            results.extend(pair)
         time.sleep(2)
         data["systems"][system] = _system_info(running, idle, running.rss())
         data["results"].extend(r.summary() for r in results)

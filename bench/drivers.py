@@ -70,52 +70,62 @@ async def run_rest(rasa_urls: list[str], token: str | None, level: Level,
     With several Rasa URLs each conversation stays on one, chosen by a hash of its sender id."""
     t0 = now()
     result = level.result(system, t0)
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=TURN_TIMEOUT)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+    async with _rest_session() as http:
 
         async def worker(i: int) -> None:
             rng = random.Random(i)
             for conv in _stream(level, i):
                 if now() >= result.end:
                     return
-                sender = f"bench-{uuid.uuid4().hex}"
-                rasa_url = rasa_urls[zlib.crc32(sender.encode()) % len(rasa_urls)]
-                for n, text in enumerate(conv.turns):
-                    if now() >= result.end:
-                        return
-                    result.texts.add(text)
-                    if n:
-                        await level.pause(rng)
-                    sent = now()
-                    replies: Any = None
-                    try:
-                        async with http.post(f"{rasa_url}/webhooks/rest/webhook",
-                                             json={"sender": sender, "message": text}) as resp:
-                            replies = await resp.json(content_type=None)
-                            if resp.status >= 400:
-                                raise aiohttp.ClientResponseError(
-                                    resp.request_info, (), status=resp.status)
-                    except asyncio.TimeoutError:
-                        result.turns.append(Turn(sent, None, conv.kind))
-                        break
-                    except (aiohttp.ClientError, ValueError):
-                        result.errors += 1
-                        await asyncio.sleep(0.1)
-                        break
-                    result.turns.append(Turn(sent, now(), conv.kind))
-                    if n == conv.handoff_turn and _has_handoff(replies):
-                        # No agent in vanilla Rasa: give the conversation straight back, as the
-                        # gateway does when an agent returns the borrower (not a timed turn).
-                        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                            async with http.post(
-                                f"{rasa_url}/conversations/{sender}/tracker/events",
-                                params={"token": token} if token else {}, json=RESUME_EVENTS,
-                            ) as resp:
-                                await resp.read()
+                await rest_conversation(http, rasa_urls, token, conv, level, result, rng)
 
         await asyncio.gather(*(worker(i) for i in range(level.concurrency)))
     return result
+
+
+def _rest_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                 timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT))
+
+
+async def rest_conversation(http: aiohttp.ClientSession, rasa_urls: list[str],
+                            token: str | None, conv: Conversation, level: Level,
+                            result: LevelResult, rng: random.Random) -> None:
+    """One conversation over Rasa's REST channel, as a new sender; stops at the level's end."""
+    sender = f"bench-{uuid.uuid4().hex}"
+    rasa_url = rasa_urls[zlib.crc32(sender.encode()) % len(rasa_urls)]
+    for n, text in enumerate(conv.turns):
+        if now() >= result.end:
+            return
+        result.texts.add(text)
+        if n:
+            await level.pause(rng)
+        sent = now()
+        replies: Any = None
+        try:
+            async with http.post(f"{rasa_url}/webhooks/rest/webhook",
+                                 json={"sender": sender, "message": text}) as resp:
+                replies = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    raise aiohttp.ClientResponseError(
+                        resp.request_info, (), status=resp.status)
+        except asyncio.TimeoutError:
+            result.turns.append(Turn(sent, None, conv.kind))
+            return
+        except (aiohttp.ClientError, ValueError):
+            result.errors += 1
+            await asyncio.sleep(0.1)
+            return
+        result.turns.append(Turn(sent, now(), conv.kind))
+        if n == conv.handoff_turn and _has_handoff(replies):
+            # No agent in vanilla Rasa: give the conversation straight back, as the
+            # gateway does when an agent returns the borrower (not a timed turn).
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.post(
+                    f"{rasa_url}/conversations/{sender}/tracker/events",
+                    params={"token": token} if token else {}, json=RESUME_EVENTS,
+                ) as resp:
+                    await resp.read()
 
 
 def _has_handoff(replies: Any) -> bool:
@@ -305,39 +315,72 @@ async def run_gateway(url: str, agents: ScriptedAgents, level: Level,
         for conv in itertools.islice(_stream(level, i), 100_000):
             if now() >= result.end:
                 return
-            borrower = SocketBorrower()
-            try:
-                await borrower.open(url)
-                for n, text in enumerate(conv.turns):
-                    if now() >= result.end:
-                        break
-                    result.texts.add(text)
-                    if n:
-                        await level.pause(rng)
-                    sent = now()
-                    if n == conv.handoff_turn:
-                        clock.trigger(borrower.session_id, sent)
-                    answered = await borrower.say(text)
-                    result.turns.append(Turn(sent, answered, conv.kind))
-                    if answered is None:
-                        break
-                    if n == conv.handoff_turn:
-                        clock.reply(borrower.session_id, answered)
-                    if n == conv.handoff_turn:
-                        # wait until queued, the scripted agent answers and hands back
-                        # (status follows the reply in the same delivery: 0.5 s is ample)
-                        await borrower.wait(lambda b=borrower: b.state != "bot",
-                                            now() + 0.5)
-                        await borrower.wait(lambda b=borrower: b.state == "bot",
-                                            now() + HANDBACK_TIMEOUT)
-            except Exception as exc:
-                result.errors += 1
-                log.warning("borrower %d failed: %s", i, exc)
-                await asyncio.sleep(0.1)
-            finally:
-                await borrower.close()
+            await gateway_conversation(url, clock, conv, level, result, rng)
 
     await asyncio.gather(*(worker(i) for i in range(level.concurrency)))
     result.handoffs = clock.latencies(result.start, result.end)
     result.handoffs_after_reply = clock.after_reply(result.start, result.end)
     return result
+
+
+async def gateway_conversation(url: str, clock: HandoffClock, conv: Conversation, level: Level,
+                               result: LevelResult, rng: random.Random) -> None:
+    """One conversation through the gateway on a new session and socket; a hand-off waits
+    for the scripted agent to give the borrower back. Stops at the level's end."""
+    borrower = SocketBorrower()
+    try:
+        await borrower.open(url)
+        for n, text in enumerate(conv.turns):
+            if now() >= result.end:
+                break
+            result.texts.add(text)
+            if n:
+                await level.pause(rng)
+            sent = now()
+            if n == conv.handoff_turn:
+                clock.trigger(borrower.session_id, sent)
+            answered = await borrower.say(text)
+            result.turns.append(Turn(sent, answered, conv.kind))
+            if answered is None:
+                break
+            if n == conv.handoff_turn:
+                clock.reply(borrower.session_id, answered)
+                # wait until queued, the scripted agent answers and hands back
+                # (status follows the reply in the same delivery: 0.5 s is ample)
+                await borrower.wait(lambda b=borrower: b.state != "bot", now() + 0.5)
+                await borrower.wait(lambda b=borrower: b.state == "bot",
+                                    now() + HANDBACK_TIMEOUT)
+    except Exception as exc:
+        result.errors += 1
+        log.warning("borrower failed: %s", exc)
+        await asyncio.sleep(0.1)
+    finally:
+        await borrower.close()
+
+
+async def run_interleaved(url: str, agents: ScriptedAgents, rasa_urls: list[str],
+                          token: str | None, level: Level,
+                          system: str) -> tuple[LevelResult, LevelResult]:
+    """One borrower at a time, the same conversations through the gateway and straight to
+    the same Rasa over REST, alternating conversation by conversation (and which goes first).
+
+    Why: the gateway's overhead is a difference of a few milliseconds between two latencies
+    of ten or so, and this machine's speed drifts by more than that between two windows of
+    15 s measured one after the other. Interleaved, both see the same machine.
+    """
+    t0 = now()
+    via_gateway = level.result(f"{system}-interleaved", t0)
+    direct = level.result(f"rasa-behind-{system}", t0)
+    clock = agents.clock
+    async with _rest_session() as http:
+        rng = random.Random(0)
+        for k, conv in enumerate(itertools.islice(_stream(level, 0), 100_000)):
+            if now() >= via_gateway.end:
+                break
+            gateway_first = k % 2 == 0
+            for through_gateway in (gateway_first, not gateway_first):
+                if through_gateway:
+                    await gateway_conversation(url, clock, conv, level, via_gateway, rng)
+                else:
+                    await rest_conversation(http, rasa_urls, token, conv, level, direct, rng)
+    return via_gateway, direct
