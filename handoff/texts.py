@@ -32,7 +32,7 @@ class Texts:
 
 def borrower_script(conn: Connection, session_id: str) -> str:
     """The script (simplified/traditional) of the borrower's latest message."""
-    return detect_script(repo.last_borrower_texts(conn, [session_id]).get(session_id, ""))
+    return detect_script(repo.last_borrower_text(conn, session_id) or "")
 
 
 def localise(conn: Connection, session_id: str, text: str) -> str:

@@ -73,6 +73,16 @@ _RECENT_HANDLE_SECONDS = Prepared(select(transitions.c.handle_seconds)
                                   .where(transitions.c.handle_seconds.is_not(None))
                                   .order_by(transitions.c.id.desc())
                                   .limit(bindparam("limit_key")), name="handled")
+_LAST_BORROWER_TEXT = Prepared(
+    select(messages.c.text)
+    .where(and_(messages.c.session_id == bindparam("session_key"),
+                messages.c.sender == "borrower"))
+    .order_by(messages.c.seq.desc()).limit(1), name="text")
+_AGENT = Prepared(select(agents).where(agents.c.username == bindparam("username_key")),
+                  name="agent")
+_AGENT_FOR_UPDATE = Prepared(
+    select(agents).where(agents.c.username == bindparam("username_key")).with_for_update(),
+    name="agent")
 _ACTIVE_AGENTS = Prepared(
     select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id), name="agent")
 
@@ -261,6 +271,12 @@ def messages_of_sessions(conn: Connection, session_ids: Sequence[str]) -> list[M
         .order_by(sessions.c.created_at, messages.c.session_id, messages.c.seq)
     )
     return [message_view(r) for r in rows]
+
+
+def last_borrower_text(conn: Connection, session_id: str) -> str | None:
+    """The session's newest borrower text (its script decides how gateway texts are shown)."""
+    row = _LAST_BORROWER_TEXT.first(conn, {"session_key": session_id})
+    return None if row is None else str(row.text)
 
 
 def last_borrower_texts(conn: Connection, session_ids: Iterable[str]) -> dict[str, str]:
@@ -478,10 +494,9 @@ def insert_agent(
 
 
 def get_agent(conn: Connection, username: str, *, for_update: bool = False) -> Row | None:
-    query = select(agents).where(agents.c.username == username)
-    if for_update:
-        query = query.with_for_update()
-    return conn.execute(query).first()
+    """The agent's row (read on every agent event: the token is re-checked each time)."""
+    query = _AGENT_FOR_UPDATE if for_update else _AGENT
+    return query.first(conn, {"username_key": username})
 
 
 def require_agent(conn: Connection, username: str, *, for_update: bool = False) -> Row:

@@ -35,6 +35,8 @@ def store(tmp_path: Path) -> Store:
             repo.append_message(conn, A, episode=0, sender=sender, text=f"第{i}条", now=NOW,
                                 payload=payload, client_msg_id=f"c{i}")
         nodes.add_pending_turn(conn, "node-1", A, 3, "第2条", {"seq": 3, "k": [1, 2]}, NOW)
+        repo.insert_agent(conn, username="gina", display_name="小王", password_hash="x",
+                          skills=["general", "fraud"], role="agent", max_sessions=3, now=NOW)
     return s
 
 
@@ -56,12 +58,23 @@ def both(store: Store, prepared: Prepared, params: dict) -> tuple[list, list]:
     ("_MESSAGES_SINCE_LIMITED", {"session_key": A, "seq_key": 1, "limit_key": 1}),
     ("_LAST_MESSAGES", {"session_key": A, "limit_key": 2}),
     ("_CLIENT_MESSAGE", {"session_key": A, "client_key": "c1"}),
+    ("_LAST_BORROWER_TEXT", {"session_key": A}),
+    ("_AGENT", {"username_key": "gina"}),
+    ("_AGENT_FOR_UPDATE", {"username_key": "gina"}),
 ])
 def test_rows_are_the_ones_sqlalchemy_returns(store: Store, name: str, params: dict) -> None:
     fast, slow = both(store, getattr(repo, name), params)
     assert fast == slow
-    if name in ("_SESSION_BY_ID", "_MESSAGES_SINCE", "_QUEUED_SESSIONS"):
+    if name in ("_SESSION_BY_ID", "_MESSAGES_SINCE", "_QUEUED_SESSIONS", "_LAST_BORROWER_TEXT",
+                "_AGENT", "_ACTIVE_AGENTS"):
         assert fast  # the comparison is not of two empty lists
+
+
+def test_last_borrower_text_is_the_newest_borrower_message(store: Store) -> None:
+    with store.read() as conn:
+        assert repo.last_borrower_text(conn, A) == "第2条"
+        assert repo.last_borrower_text(conn, B) is None
+        assert repo.last_borrower_texts(conn, [A, B]) == {A: "第2条"}
 
 
 def test_row_values_keep_their_types(store: Store) -> None:
