@@ -144,10 +144,11 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def _system_info(running: procs.Running, idle: dict[str, float],
+def _system_info(running: procs.Running, idle: dict[str, float], idle_pss: dict[str, float],
                  after: dict[str, float]) -> dict[str, Any]:
     return {"cold_start_s": running.cold_starts(), "idle_rss_mb": idle,
-            "rss_after_load_mb": after, "loadavg_at_start": os.getloadavg()}
+            "idle_pss_mb": idle_pss, "rss_after_load_mb": after,
+            "loadavg_at_start": os.getloadavg()}
 
 
 def _context(system: str, workdir: Path, model: Path,
@@ -179,7 +180,7 @@ def _run_system(system: str, workdir: Path, model: Path, levels: list[int],
                 args: argparse.Namespace, data: dict[str, Any]) -> None:
     with _context(system, workdir, model, args) as running:
         time.sleep(3)
-        idle = running.rss()
+        idle, idle_pss = running.rss(), running.pss()
         results = asyncio.run(_levels(running, levels, args, system))
         if system in ("gateway", "gateway-x2") and 1 in levels:
             # the gateway's per-message overhead: the same conversations through it and
@@ -189,7 +190,7 @@ def _run_system(system: str, workdir: Path, model: Path, levels: list[int],
                 print(json.dumps(result.summary(), ensure_ascii=False), flush=True)
             results.extend(pair)
         time.sleep(2)
-        data["systems"][system] = _system_info(running, idle, running.rss())
+        data["systems"][system] = _system_info(running, idle, idle_pss, running.rss())
         data["results"].extend(r.summary() for r in results)
         data.setdefault("latencies", {})[system] = {
             str(r.concurrency) if r.system == system else f"{r.system}-{r.concurrency}":
