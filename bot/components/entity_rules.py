@@ -4,8 +4,8 @@ Matching is done by spaCy: a `spacy.blank("zh")` pipeline with the character seg
 character is a token, so every annotated span is a token span; jieba glues a number's unit to
 the next word, 借/5/万一/年, 20/万分/36/期, which would widen or lose spans), token patterns for
 spaCy's `Matcher` (IS_DIGIT, ORTH IN [...], REGEX, SPACY) and an `EntityRuler` for lexicon
-phrases. Amount candidates come from regular expressions instead (`_amount_forms`: as
-token patterns they were most of the time of a message with a number), in the same form.
+phrases. Amount candidates come from a small scanner instead (`_amount_ends`: as token
+patterns they were most of the time of a message with a number), in the same form.
 Chinese numerals become numbers with cn2an. What spaCy's patterns cannot say (they have no
 look-around) is checked on the characters around a match: the conditions a regular
 expression would write as `(?<!\\d)` or `(?![A-Za-z0-9])`, and which words make a number money.
@@ -139,60 +139,101 @@ def _phone_separated() -> list[Pattern]:
     return patterns
 
 
-def _amount_forms() -> dict[str, re.Pattern[str]]:
-    """Number [+ 千/k/百 [+ digit]] [+ 万/亿/w [+ tail]], one expression per way a match ends.
+# The amount grammar: number [+ 千/k/百 [+ digit]] [+ 万/亿/w [+ tail]], where a number is
+# 1-11 ASCII digits or 1-3 digits with 1-3 ",ddd" groups, either with an optional ".d" to
+# ".dddd", or a Chinese numeral (a digit or 十, then up to 11 numeral characters).
+_ASCII_DIGIT_SET = frozenset(_ASCII_DIGITS)
+_CN_START_SET = frozenset(_CN_DIGITS + "十")
+_CN_CHAR_SET = frozenset(_CN_NUM_CHARS)
+_CN_ONE_TO_NINE_SET = frozenset("一二两三四五六七八九")
+_THOUSAND_SET = frozenset("千kK")
+_MAGNITUDE_SET = frozenset("万亿wW")
+_AFTER_MAGNITUDE_DIGITS_SET = frozenset("千kK百")
 
-    The ending decides what may follow (see `_AMOUNT_END_OK`): a single digit after a
-    magnitude (1万2) must not be followed by another digit or a decimal point, a Chinese digit
-    after 千 not by 十/百/千. The longest valid match at a start wins (五万五千, not 五万五).
 
-    Regular expressions, not Matcher token patterns: as 225 token patterns with optional
-    runs they were ≈ 2.8 ms of the Matcher's 2.84 ms on a message with a number (measured),
-    and every candidate span they found is found here too (tests/unit/bot/test_entity_rules.py
-    compares both over the NLU data, the benchmark's messages and generated numerals).
+def _amount_ends(text: str, i: int) -> set[tuple[int, str]]:
+    """Every (end, how it ends) of an amount starting at `i`: all of them, not only the
+    longest, because a longer one may be refused for its context and a shorter one kept.
+
+    How a match ends decides what may follow it (`_AMOUNT_END_OK`): "ar" and "cn" a plain
+    number, "unit" a magnitude or 千/百, "digit" one digit after a magnitude or 千 (1万2, 3千5),
+    "cn_digit" a Chinese digit after 千 (3千五).
+
+    A scanner, not Matcher token patterns: as 225 token patterns with optional runs the
+    grammar was ≈ 2.8 ms of the Matcher's 2.84 ms on a message with a number (measured).
+    tests/unit/bot/test_amount_forms.py keeps those patterns as the reference and checks
+    both find the same spans.
     """
-    digit = "[0-9]"
-    arabic = (f"(?:{digit}{{1,{_MAX_DIGITS}}}|{digit}{{1,3}}(?:,{digit}{{3}}){{1,3}})"
-              f"(?:\\.{digit}{{1,4}})?")
-    chinese = f"[{_CN_DIGITS}十][{_CN_NUM_CHARS}]{{0,{_MAX_CN_CHARS - 1}}}"
-    numbers = [("ar", arabic), ("cn", chinese)]
-    suffixes = [("", ""), ("unit", "[千kK]"), ("digit", f"[千kK]{digit}"),
-                ("cn_digit", "[千kK][一二两三四五六七八九]"), ("unit", "百")]
-    tails = [("", ""), ("unit", "[万亿wW]"), ("unit", f"[万亿wW]{digit}{{1,4}}[千kK百]"),
-             ("digit", f"[万亿wW]{digit}"), ("cn", f"[万亿wW]{chinese}")]
-    alternatives: dict[str, list[str]] = {}
-    for number_end, number in numbers:
-        for suffix_end, suffix in suffixes:
-            for tail_end, tail in tails:
-                end = tail_end or suffix_end or number_end
-                alternatives.setdefault(end, []).append(number + suffix + tail)
-    return {end: re.compile("|".join(f"(?:{a})" for a in forms))
-            for end, forms in alternatives.items()}
+    n = len(text)
 
+    def run(start: int, chars: frozenset[str], most: int) -> int:
+        k = 0
+        while k < most and start + k < n and text[start + k] in chars:
+            k += 1
+        return k
 
-_AMOUNT_FORMS = _amount_forms()
-# Every character an amount can be written with; a match never spans anything else.
-_AMOUNT_RUN = re.compile(f"[0-9.,{_CN_NUM_CHARS}kK万亿wW]+")
-_NUMBER_START = frozenset("0123456789" + _CN_DIGITS + "十")
-# Longest possible match: 1,234,567,890.1234 (18) + 千5 (2) + 万 and a Chinese numeral (13).
-_AMOUNT_MAX_CHARS = 40
+    def char(k: int) -> str:
+        return text[k] if k < n else ""
+
+    numbers: set[tuple[int, str]] = set()
+    if char(i) in _ASCII_DIGIT_SET:
+        digits = run(i, _ASCII_DIGIT_SET, _MAX_DIGITS)
+        plain = [i + k for k in range(1, digits + 1)]
+        grouped = []
+        for head in range(1, min(digits, 3) + 1):
+            pos = i + head
+            for _ in range(3):
+                if char(pos) != "," or run(pos + 1, _ASCII_DIGIT_SET, 3) < 3:
+                    break
+                pos += 4
+                grouped.append(pos)
+        for end in plain + grouped:
+            numbers.add((end, "ar"))
+            if char(end) == ".":
+                for k in range(1, run(end + 1, _ASCII_DIGIT_SET, 4) + 1):
+                    numbers.add((end + 1 + k, "ar"))
+    elif char(i) in _CN_START_SET:
+        for k in range(run(i + 1, _CN_CHAR_SET, _MAX_CN_CHARS - 1) + 1):
+            numbers.add((i + 1 + k, "cn"))
+
+    suffixed: set[tuple[int, str]] = set(numbers)
+    for end, _ in numbers:
+        if char(end) in _THOUSAND_SET:
+            suffixed.add((end + 1, "unit"))
+            if char(end + 1) in _ASCII_DIGIT_SET:
+                suffixed.add((end + 2, "digit"))
+            if char(end + 1) in _CN_ONE_TO_NINE_SET:
+                suffixed.add((end + 2, "cn_digit"))
+        elif char(end) == "百":
+            suffixed.add((end + 1, "unit"))
+
+    ends: set[tuple[int, str]] = set(suffixed)
+    for end, _ in suffixed:
+        if char(end) not in _MAGNITUDE_SET:
+            continue
+        ends.add((end + 1, "unit"))
+        digits = run(end + 1, _ASCII_DIGIT_SET, 4)
+        if digits:
+            ends.add((end + 2, "digit"))
+        for k in range(1, digits + 1):
+            if char(end + 1 + k) in _AFTER_MAGNITUDE_DIGITS_SET:
+                ends.add((end + 2 + k, "unit"))
+        if char(end + 1) in _CN_START_SET:
+            for k in range(run(end + 2, _CN_CHAR_SET, _MAX_CN_CHARS - 1) + 1):
+                ends.add((end + 2 + k, "cn"))
+    return ends
 
 
 def _amount_candidates(doc: Any, text: str) -> dict[str, list[tuple[int, int, Any]]]:
     """Every span of `text` that reads as an amount, by how it ends (AMOUNT_ar, ...), in the
-    Matcher's form: (start token, end token, span), sorted by start then longest first."""
+    Matcher's form: (start token, end token, span)."""
     candidates: dict[str, list[tuple[int, int, Any]]] = {}
-    for run in _AMOUNT_RUN.finditer(text):
-        run_end = run.end()
-        for i in range(run.start(), run_end):
-            if text[i] not in _NUMBER_START:
-                continue
-            for j in range(min(run_end, i + _AMOUNT_MAX_CHARS), i, -1):
-                for ending, form in _AMOUNT_FORMS.items():
-                    if form.fullmatch(text, i, j):
-                        span = doc.char_span(i, j)
-                        candidates.setdefault(f"AMOUNT_{ending}", []).append(
-                            (span.start, span.end, span))
+    for i, ch in enumerate(text):
+        if ch not in _ASCII_DIGIT_SET and ch not in _CN_START_SET:
+            continue
+        for end, ending in _amount_ends(text, i):
+            span = doc.char_span(i, end)
+            candidates.setdefault(f"AMOUNT_{ending}", []).append((span.start, span.end, span))
     return candidates
 
 

@@ -1,5 +1,5 @@
-"""The amount regular expressions find exactly the spans the Matcher token patterns they
-replaced found (bot/components/entity_rules.py `_amount_forms`).
+"""The amount scanner finds exactly the spans the Matcher token patterns it replaced found
+(bot/components/entity_rules.py `_amount_ends`).
 
 The token patterns below are the previous implementation, kept here as the reference: one
 token per character, DIGIT = an ASCII digit, `?` runs for {m,n}. Both are run over the NLU
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def reference_patterns() -> dict[str, list[Pattern]]:
-    """The token patterns the regular expressions replaced (session 4's implementation)."""
+    """The token patterns the scanner replaced (session 4's implementation)."""
     plain = _run(DIGIT, 1, _MAX_DIGITS)
     decimal = [{"ORTH": "."}, *_run(DIGIT, 1, 4)]
     numbers: list[tuple[str, Pattern]] = [("ar", plain), ("ar", plain + decimal)]
@@ -81,7 +81,7 @@ def reference() -> Any:
 
 
 def spans_both_ways(matcher: Any, raw: str) -> tuple[set[Any], set[Any]]:
-    """(regular expressions, token patterns) as sets of (label, start char, end char), on the
+    """(scanner, token patterns) as sets of (label, start char, end char), on the
     text `extract` gives the Matcher (normalised, overlong numerals masked)."""
     text = _OVERLONG_NUMERAL.sub(lambda m: "\x00" * len(m.group()), normalise(raw))
     nlp = _blank_chinese()
