@@ -56,15 +56,7 @@ def _pids(root: int) -> list[int]:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of a process tree in MB (VmRSS summed)."""
-    total = 0
-    for p in _pids(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return _summed_kb(pid, "status", "VmRSS:") / 1024
 
 
 def pss_mb(pid: int) -> float:
@@ -72,15 +64,20 @@ def pss_mb(pid: int) -> float:
     processes counts 1/n in each, so summed over every process of the system it is the memory
     the system really holds. Two Rasa processes share ≈ 550 MB of TensorFlow's library pages,
     which a sum of RSS counts twice."""
+    return _summed_kb(pid, "smaps_rollup", "Pss:") / 1024
+
+
+def _summed_kb(pid: int, proc_file: str, key: str) -> int:
+    """A kB field of /proc/<pid>/<proc_file>, summed over the process tree."""
     total = 0
     for p in _pids(pid):
         try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
+            for line in Path(f"/proc/{p}/{proc_file}").read_text().splitlines():
+                if line.startswith(key):
                     total += int(line.split()[1])
         except OSError:
             continue
-    return total / 1024
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
