@@ -97,9 +97,15 @@ class Store:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # Straight to the driver: a statement through SQLAlchemy costs more than BEGIN does.
-            conn.connection.dbapi_connection.execute(
-                "BEGIN" if conn.get_execution_options().get(_READ_OPTION) else "BEGIN IMMEDIATE"
-            )
+            # SQLAlchemy does not wrap what a listener raises, so driver errors (a write lock
+            # still held after busy_timeout) are wrapped here, as execute would have.
+            sql = "BEGIN" if conn.get_execution_options().get(_READ_OPTION) else "BEGIN IMMEDIATE"
+            dbapi = conn.dialect.dbapi
+            try:
+                conn.connection.dbapi_connection.execute(sql)
+            except dbapi.Error as exc:
+                raise DBAPIError.instance(sql, (), exc, dbapi.Error,
+                                          hide_parameters=True, dialect=conn.dialect) from exc
 
         return engine
 

@@ -124,6 +124,29 @@ def test_sqlite_writes_keep_one_connection_and_take_the_write_lock(tmp_path: Pat
     assert store._writer is None
 
 
+def test_a_write_lock_held_too_long_is_store_unavailable_and_the_store_recovers(
+        tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE goes to the driver: its "database is locked" must still come out as
+    StoreUnavailable (a clear error, nothing stored), and the next write must work."""
+    path = tmp_path / "l.sqlite"
+    store = Store(f"sqlite:///{path}")
+    with store.write() as conn:
+        repo.insert_session(conn, "a" * 20, None, NOW)
+        conn.exec_driver_sql("PRAGMA busy_timeout=50")  # the kept writer gives up quickly
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreUnavailable), store.write() as conn:
+        repo.insert_session(conn, "b" * 20, None, NOW)
+    other.execute("ROLLBACK")
+    other.close()
+    with store.write() as conn:
+        repo.insert_session(conn, "c" * 20, None, NOW)
+    with store.read() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM sessions ORDER BY id")]
+    assert ids == ["a" * 20, "c" * 20]
+    store.dispose()
+
+
 def test_times_come_back_aware_utc(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 't.sqlite'}")
     with store.write() as conn:
@@ -204,6 +227,19 @@ def test_seq_and_pending_turns_one_statement_each(db_url: str) -> None:
                     [("b", 1)]]
     with store.read() as conn:
         assert repo.get_session(conn, "z" * 20) is None
+    store.dispose()
+
+
+def test_seq_without_returning_on_an_old_sqlite(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite before 3.35 has no RETURNING: the counter is bumped, then read."""
+    monkeypatch.setattr(repo, "_SQLITE_RETURNING", False)
+    store = Store(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    with store.write() as conn:
+        repo.insert_session(conn, "a" * 20, None, NOW)
+        assert [repo.next_seq(conn, "a" * 20) for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(NotFound), store.write() as conn:
+        repo.next_seq(conn, "z" * 20)
     store.dispose()
 
 
