@@ -57,9 +57,8 @@ class Prepared:
         )
         fixed = {n: compiled.binds[n].effective_value for n in names
                  if not compiled.binds[n].required}
+        # SELECTs and text().columns(...) name their columns; INSERT/UPDATE/DELETE have none.
         columns = list(getattr(self.statement, "selected_columns", ()) or ())
-        if not columns and getattr(self.statement, "_returning", None):
-            columns = list(self.statement._returning)
         row_type: Any = None
         results: tuple[Processor, ...] = ()
         if columns:
