@@ -15,7 +15,7 @@ import random
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,19 +88,26 @@ def _rest_session() -> aiohttp.ClientSession:
                                  timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT))
 
 
-async def rest_conversation(http: aiohttp.ClientSession, rasa_urls: list[str],
-                            token: str | None, conv: Conversation, level: Level,
-                            result: LevelResult, rng: random.Random) -> None:
-    """One conversation over Rasa's REST channel, as a new sender; stops at the level's end."""
-    sender = f"bench-{uuid.uuid4().hex}"
-    rasa_url = rasa_urls[zlib.crc32(sender.encode()) % len(rasa_urls)]
+async def _paced(conv: Conversation, level: Level, result: LevelResult,
+                 rng: random.Random) -> AsyncIterator[tuple[int, str, float]]:
+    """A conversation's messages in order, each after the borrower's pause, with the time it
+    is sent; none once the level has ended."""
     for n, text in enumerate(conv.turns):
         if now() >= result.end:
             return
         result.texts.add(text)
         if n:
             await level.pause(rng)
-        sent = now()
+        yield n, text, now()
+
+
+async def rest_conversation(http: aiohttp.ClientSession, rasa_urls: list[str],
+                            token: str | None, conv: Conversation, level: Level,
+                            result: LevelResult, rng: random.Random) -> None:
+    """One conversation over Rasa's REST channel, as a new sender; stops at the level's end."""
+    sender = f"bench-{uuid.uuid4().hex}"
+    rasa_url = rasa_urls[zlib.crc32(sender.encode()) % len(rasa_urls)]
+    async for n, text, sent in _paced(conv, level, result, rng):
         replies: Any = None
         try:
             async with http.post(f"{rasa_url}/webhooks/rest/webhook",
@@ -330,13 +337,7 @@ async def gateway_conversation(url: str, clock: HandoffClock, conv: Conversation
     borrower = SocketBorrower()
     try:
         await borrower.open(url)
-        for n, text in enumerate(conv.turns):
-            if now() >= result.end:
-                break
-            result.texts.add(text)
-            if n:
-                await level.pause(rng)
-            sent = now()
+        async for n, text, sent in _paced(conv, level, result, rng):
             if n == conv.handoff_turn:
                 clock.trigger(borrower.session_id, sent)
             answered = await borrower.say(text)
