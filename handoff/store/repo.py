@@ -31,9 +31,8 @@ from handoff.store.schema import agents, callbacks, csat, messages, notes, sessi
 # re-keying it on every call.
 _SESSION_BY_ID = Prepared(
     select(sessions).where(sessions.c.id == bindparam("session_key")), name="session")
-_SESSION_BY_ID_FOR_UPDATE = Prepared(
-    select(sessions).where(sessions.c.id == bindparam("session_key")).with_for_update(),
-    name="session")
+_SESSION_BY_ID_FOR_UPDATE = Prepared(_SESSION_BY_ID.statement.with_for_update(),
+                                     name="session")
 _BUMP_SEQ = (update(sessions).where(sessions.c.id == bindparam("session_key"))
              .values(last_seq=sessions.c.last_seq + 1))
 _LAST_SEQ = select(sessions.c.last_seq).where(sessions.c.id == bindparam("session_key"))
@@ -80,9 +79,7 @@ _LAST_BORROWER_TEXT = Prepared(
     .order_by(messages.c.seq.desc()).limit(1), name="text")
 _AGENT = Prepared(select(agents).where(agents.c.username == bindparam("username_key")),
                   name="agent")
-_AGENT_FOR_UPDATE = Prepared(
-    select(agents).where(agents.c.username == bindparam("username_key")).with_for_update(),
-    name="agent")
+_AGENT_FOR_UPDATE = Prepared(_AGENT.statement.with_for_update(), name="agent")
 _ACTIVE_AGENTS = Prepared(
     select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id), name="agent")
 
@@ -99,8 +96,12 @@ def get_session(conn: Connection, session_id: str, *, for_update: bool = False) 
 def require_session(conn: Connection, session_id: str, *, for_update: bool = False) -> Row:
     row = get_session(conn, session_id, for_update=for_update)
     if row is None:
-        raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
+        raise unknown_session(session_id)
     return row
+
+
+def unknown_session(session_id: str) -> NotFound:
+    return NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
 
 
 def insert_session(conn: Connection, session_id: str, identity: str | None, now: datetime) -> None:
@@ -238,11 +239,11 @@ def next_seq(conn: Connection, session_id: str) -> int:
     if conn.dialect.name == "postgresql" or (conn.dialect.name == "sqlite" and _SQLITE_RETURNING):
         row = _BUMP_SEQ_RETURNING.first(conn, {"session_key": session_id})
         if row is None:
-            raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
+            raise unknown_session(session_id)
         return int(row.last_seq)
     bumped = conn.execute(_BUMP_SEQ, {"session_key": session_id})
     if bumped.rowcount != 1:
-        raise NotFound(f"unknown session {session_id!r}", message_zh="会话不存在或已失效")
+        raise unknown_session(session_id)
     return int(conn.execute(_LAST_SEQ, {"session_key": session_id}).scalar_one())
 
 
