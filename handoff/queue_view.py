@@ -113,6 +113,10 @@ class QueueReads:
         return self._queue[1]
 
     @cached_property
+    def rows_by_id(self) -> dict[str, Row]:
+        return {r.id: r for r in self.rows}
+
+    @cached_property
     def positions_by_id(self) -> dict[str, int]:
         return positions(self.ordered)
 
@@ -158,30 +162,22 @@ def queued_status(session_id: str, skill: str, position: int, loads: list[AgentL
 
 def snapshot(reads: QueueReads, agent_id: str, now: datetime) -> QueueSnapshot:
     """The queued sessions this agent may claim, best first, with ETA."""
-    return snapshot_from(agent_id, reads.ordered, reads.rows, reads.loads, reads.typical, now,
-                         reads.previews, reads.held(agent_id))
-
-
-def snapshot_from(
-    agent_id: str, ordered: list[QueueItem], rows: list[Row], loads: list[AgentLoad],
-    typical: float, now: datetime, previews: dict[str, str], held: list[str],
-) -> QueueSnapshot:
-    by_id = {r.id: r for r in rows}
-    me = next(load for load in loads if load.agent_id == agent_id)
-    pos = positions(ordered)
+    me = next(load for load in reads.loads if load.agent_id == agent_id)
+    pos = reads.positions_by_id
     entries = []
-    for item in visible_queue(ordered, me):
-        row = by_id[item.session_id]
-        preview = previews.get(item.session_id, "")
+    for item in visible_queue(reads.ordered, me):
+        row = reads.rows_by_id[item.session_id]
+        preview = reads.previews.get(item.session_id, "")
         entries.append(QueueEntry(
             session_id=item.session_id, routing_key=item.routing_key, skill=item.skill,
             position=pos[item.session_id],
             waiting_seconds=max(0, int((now - item.waiting_since).total_seconds())),
-            eta_seconds=estimate_wait(pos[item.session_id], item.skill, loads, typical),
+            eta_seconds=estimate_wait(pos[item.session_id], item.skill, reads.loads,
+                                      reads.typical),
             requeued_front=item.requeued_front, reason=row.reason or item.routing_key,
             intent=row.intent, preview=mask_text(preview[:PREVIEW_LENGTH]),
         ))
-    return QueueSnapshot(agent_id, tuple(entries), tuple(held), me.max_sessions)
+    return QueueSnapshot(agent_id, tuple(entries), tuple(reads.held(agent_id)), me.max_sessions)
 
 
 def queue_effects(
