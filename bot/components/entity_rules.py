@@ -55,10 +55,6 @@ _CN_NUM_CHARS = _CN_DIGITS + "十百千"
 _ASCII_DIGITS = "0123456789"
 DIGIT: dict[str, Any] = {"IS_DIGIT": True, "IS_ASCII": True}
 CN_START: dict[str, Any] = {"ORTH": {"IN": list(_CN_DIGITS + "十")}}
-CN_CHAR: dict[str, Any] = {"ORTH": {"IN": list(_CN_NUM_CHARS)}}
-CN_ONE_TO_NINE: dict[str, Any] = {"ORTH": {"IN": list("一二两三四五六七八九")}}
-THOUSAND: dict[str, Any] = {"ORTH": {"IN": ["千", "k", "K"]}}
-MAGNITUDE: dict[str, Any] = {"ORTH": {"IN": ["万", "亿", "w", "W"]}}
 # Between a cue (尾号, 后六位) and its value: 是 / 为 / : / = / 号码 / 的 / spaces.
 FILL: dict[str, Any] = {"TEXT": {"REGEX": r"^(?:[是为:=号码的]|\s+)$"}, "OP": "?"}
 

@@ -25,12 +25,8 @@ from bot.components.entity_rules import (
     _MAX_CN_CHARS,
     _MAX_DIGITS,
     _OVERLONG_NUMERAL,
-    CN_CHAR,
-    CN_ONE_TO_NINE,
     CN_START,
     DIGIT,
-    MAGNITUDE,
-    THOUSAND,
     Pattern,
     _amount_candidates,
     _blank_chinese,
@@ -41,6 +37,11 @@ from bot.components.entity_rules import (
 from bot.text import normalise
 
 ROOT = Path(__file__).resolve().parents[3]
+# Token specs only the reference patterns use (one token = one character).
+CN_CHAR: dict[str, Any] = {"ORTH": {"IN": list(_CN_NUM_CHARS)}}
+CN_ONE_TO_NINE: dict[str, Any] = {"ORTH": {"IN": list("一二两三四五六七八九")}}
+THOUSAND: dict[str, Any] = {"ORTH": {"IN": ["千", "k", "K"]}}
+MAGNITUDE: dict[str, Any] = {"ORTH": {"IN": ["万", "亿", "w", "W"]}}
 
 
 def reference_patterns() -> dict[str, list[Pattern]]:
