@@ -163,6 +163,7 @@ def build_gateway(
     rasa = RasaClient(
         settings.rasa_urls or settings.rasa_url,
         timeout_seconds=settings.rasa_timeout_seconds, token=settings.rasa_token,
+        connections_per_instance=settings.rasa_connections,
     )
     marks: ReplayMarks = (RedisMarks(settings.redis_url, settings.redis_channel)
                           if settings.redis_url else LocalMarks())

@@ -11,6 +11,15 @@ its turns. Only when the owner refuses the connection (nothing was processed) do
 move to the next instance in the session's ranking; Rasa's tracker store is shared
 (PostgreSQL), so that instance continues the same conversation. A timeout is not retried
 elsewhere: the owner may still be working on the turn.
+
+Connections: each Rasa instance gets at most `connections_per_instance` keep-alive connections,
+reused turn after turn; calls beyond that wait here, in order. Measured with two Rasa at 200
+concurrent conversations (docs/benchmarks.md, session 6): under aiohttp's default pool (100
+connections shared by every instance) new connections kept being opened, and a busy Rasa read
+a request on a new connection late. Every call slower than 3 s was on a newly opened
+connection, some waiting 10 s before Rasa's handler started, while each turn took about 15 ms
+once started. A per-instance cap also keeps one slow instance from taking the connections
+the others need.
 """
 
 from __future__ import annotations
@@ -45,7 +54,10 @@ class RasaClient:
         timeout_seconds: float = 10.0,
         connect_timeout_seconds: float = 3.0,
         token: str | None = None,
+        connections_per_instance: int = 16,
     ) -> None:
+        if connections_per_instance < 1:
+            raise ValueError("connections_per_instance must be at least 1")
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.base_urls: tuple[str, ...] = tuple(
             dict.fromkeys(u.rstrip("/") for u in urls if u.strip())
@@ -57,12 +69,15 @@ class RasaClient:
             total=timeout_seconds, connect=connect_timeout_seconds
         )
         self._token = token
+        self._connections = connections_per_instance
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily: an aiohttp session must be made inside the running loop.
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # Each instance is its own host:port, so limit_per_host caps each one; no total.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._connections)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self._session
 
     def _params(self) -> dict[str, str]:

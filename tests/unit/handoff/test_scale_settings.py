@@ -19,6 +19,11 @@ def test_defaults_are_one_rasa_and_a_node_named_after_host_and_port(tmp_path: Pa
     assert s.rasa_urls == (s.rasa_url,) == ("http://127.0.0.1:5005",)
     assert s.node_id.endswith(":8123") and s.redis_url is None
     assert s.redis_channel == "loanbot-socketio" and s.node_ttl_seconds == 15
+    assert s.rasa_connections == 16
+
+
+def test_connections_per_rasa_instance(tmp_path: Path) -> None:
+    assert Settings.from_env(_env(tmp_path, HANDOFF_RASA_CONNECTIONS="4")).rasa_connections == 4
 
 
 def test_rasa_urls_list_wins_and_first_is_rasa_url(tmp_path: Path) -> None:
@@ -31,6 +36,9 @@ def test_rasa_urls_list_wins_and_first_is_rasa_url(tmp_path: Path) -> None:
     ("HANDOFF_RASA_URLS", ","),
     ("HANDOFF_RASA_URLS", "http://a:1,ftp://b"),
     ("HANDOFF_RASA_URLS", "http://a:1,http://a:1"),
+    ("HANDOFF_RASA_CONNECTIONS", "0"),
+    ("HANDOFF_RASA_CONNECTIONS", "many"),
+    ("HANDOFF_RASA_CONNECTIONS", "1001"),
     ("HANDOFF_NODE_ID", "node a"),
     ("HANDOFF_NODE_TTL", "1"),
     ("HANDOFF_REDIS_CHANNEL", "a/b"),
