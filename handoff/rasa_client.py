@@ -65,8 +65,11 @@ class RasaClient:
         if not self.base_urls:
             raise ValueError("RasaClient needs at least one Rasa URL")
         self.base_url = self.base_urls[0]
+        # sock_connect, not connect: aiohttp's `connect` also bounds the wait for a free pooled
+        # connection, and that wait (calls beyond connections_per_instance) belongs to the
+        # turn's total, or a busy hour would hand borrowers to humans after 3 s of queueing.
         self._timeout = aiohttp.ClientTimeout(
-            total=timeout_seconds, connect=connect_timeout_seconds
+            total=timeout_seconds, sock_connect=connect_timeout_seconds
         )
         self._token = token
         self._connections = connections_per_instance

@@ -137,6 +137,25 @@ def test_a_backlogged_instance_does_not_hold_up_another() -> None:
     assert slow.handled == 8 and slow.most_active <= 2
 
 
+def test_waiting_for_a_connection_counts_against_the_total_not_the_connect_timeout() -> None:
+    rasa = CountingRasa(delay=0.3)
+
+    async def run() -> list[list[dict[str, str]]]:
+        async with serving(rasa):
+            client = RasaClient(rasa.url, connections_per_instance=1, timeout_seconds=10,
+                                connect_timeout_seconds=0.1)
+            try:
+                # one at a time: the last waits ≈ 0.9 s for the connection, far over 0.1 s
+                return await asyncio.gather(
+                    *(client.send_message(f"queue-session-{i}-abcdefgh", "你好") for i in range(4)))
+            finally:
+                await client.close()
+
+    replies = asyncio.run(run())
+    assert [r[0]["text"] for r in replies] == ["好的"] * 4
+    assert rasa.most_active == 1 and len(rasa.ports) == 1
+
+
 def test_a_client_needs_at_least_one_connection_per_instance() -> None:
     with pytest.raises(ValueError):
         RasaClient("http://127.0.0.1:1", connections_per_instance=0)
