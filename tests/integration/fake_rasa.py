@@ -60,6 +60,9 @@ class FakeRasa:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     paused: set[str] = field(default_factory=set)
     tokens: list[str | None] = field(default_factory=list)  # ?token= of tracker-event calls
+    client_ports: set[int] = field(default_factory=set)  # the connections webhook calls came on
+    in_flight: int = 0
+    most_in_flight: int = 0  # webhook calls being handled at once, at most
 
     def __post_init__(self) -> None:
         self._auto_port = self.port == 0
@@ -147,6 +150,17 @@ class FakeRasa:
         return web.json_response({"sender_id": sender, "events": events})
 
     async def _webhook(self, request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.client_ports.add(int(peer[1]))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         body = await request.json()
         sender = str(body.get("sender"))
         text = str(body.get("message", ""))
