@@ -16,10 +16,9 @@ Connections: each Rasa instance gets at most `connections_per_instance` keep-ali
 reused turn after turn; calls beyond that wait here, in order. Measured with two Rasa at 200
 concurrent conversations (docs/benchmarks.md, session 6): under aiohttp's default pool (100
 connections shared by every instance) new connections kept being opened, and a busy Rasa read
-a request on a new connection late. Every call slower than 3 s was on a newly opened
-connection, some waiting 10 s before Rasa's handler started, while each turn took about 15 ms
-once started. A per-instance cap also keeps one slow instance from taking the connections
-the others need.
+a request on a new connection late: the slowest calls, all on new connections, waited 10 s
+before Rasa's handler started, while each turn took about 15 ms once started. A per-instance
+cap also keeps one slow instance from taking the connections the others need.
 """
 
 from __future__ import annotations
