@@ -314,7 +314,7 @@ class HttpRouter:
             self._figures, datetime(1970, 1, 1, tzinfo=timezone.utc), now + timedelta(days=1),
             now,
         )
-        data = metrics.render(figures).encode("utf-8")
+        data = metrics.render(figures, self.gateway.rasa.calls_now()).encode("utf-8")
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
             (b"content-length", str(len(data)).encode()),

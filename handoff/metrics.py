@@ -55,8 +55,10 @@ def _histogram(name: str, help_text: str, dist: Mapping[str, Any]) -> list[str]:
     return _family(name, "histogram", help_text, samples)
 
 
-def render(figures: Mapping[str, Any]) -> str:
-    """Prometheus text format (version 0.0.4) from dashboard.compute() output."""
+def render(figures: Mapping[str, Any],
+           rasa_calls: Mapping[str, tuple[int, int]] | None = None) -> str:
+    """Prometheus text format (version 0.0.4) from dashboard.compute() output, plus this
+    node's Rasa calls in flight (RasaClient.calls_now) when given."""
     lines: list[str] = []
     lines += _family("conversations_total", "counter",
                      "Conversations (sessions) started.",
@@ -85,4 +87,12 @@ def render(figures: Mapping[str, Any]) -> str:
                      [("", {"score": s}, n) for s, n in distribution.items()])
     lines += _family("csat_average", "gauge", "Average satisfaction score (1-5).",
                      [("", {}, figures["csat"]["average"])])
+    if rasa_calls is not None:
+        lines += _family(
+            "rasa_calls", "gauge",
+            "Calls from this gateway node to each Rasa instance now: running, or waiting for "
+            "one of its connections (HANDOFF_RASA_CONNECTIONS).",
+            [("", {"instance": instance, "state": state}, n)
+             for instance, (running, waiting) in rasa_calls.items()
+             for state, n in (("running", running), ("waiting", waiting))])
     return "\n".join(lines) + "\n"

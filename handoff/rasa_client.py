@@ -27,6 +27,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -72,6 +73,7 @@ class RasaClient:
         )
         self._token = token
         self._connections = connections_per_instance
+        self._calls = {url: 0 for url in self.base_urls}  # in flight: running or waiting
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -106,6 +108,15 @@ class RasaClient:
         path = f"/conversations/{session_id}/tracker/events"
         await self._post_routed(session_id, path, [dict(e) for e in events])
 
+    def calls_now(self) -> dict[str, tuple[int, int]]:
+        """Per instance (host:port, never credentials), calls (running, waiting for one of
+        the instance's connections) on this node: a growing wait says Rasa needs another
+        instance, or this node more connections (GET /metrics)."""
+        return {
+            _instance_label(url): (min(n, self._connections), max(0, n - self._connections))
+            for url, n in self._calls.items()
+        }
+
     def instances_for(self, session_id: str) -> list[str]:
         """The Rasa URLs for a session: its owner first, then the fall-backs in order."""
         return rank(session_id, self.base_urls)
@@ -113,12 +124,15 @@ class RasaClient:
     async def _post_routed(self, session_id: str, path: str, body: Any) -> Any:
         candidates = self.instances_for(session_id)
         for i, base in enumerate(candidates):
+            self._calls[base] += 1
             try:
                 return await self._post(f"{base}{path}", body)
             except _Refused as exc:
                 if i == len(candidates) - 1:
                     raise RasaUnavailable(str(exc)) from exc
                 log.warning("Rasa %s refused the connection; trying %s", base, candidates[i + 1])
+            finally:
+                self._calls[base] -= 1
         raise RasaUnavailable("no Rasa instance")  # unreachable: candidates is never empty
 
     async def _post(self, url: str, body: Any) -> Any:
@@ -132,6 +146,11 @@ class RasaClient:
             raise _Refused(f"{type(exc).__name__}: {exc}") from exc
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise RasaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _instance_label(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 class _Refused(RasaUnavailable):

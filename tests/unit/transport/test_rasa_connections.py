@@ -118,6 +118,30 @@ def test_waiting_for_a_connection_counts_against_the_total_not_the_connect_timeo
     assert rasa.most_in_flight == 1 and len(rasa.client_ports) == 1
 
 
+def test_calls_now_counts_running_and_waiting_per_instance(rasa: FakeRasa) -> None:
+    async def run() -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+        client = RasaClient(rasa.url, connections_per_instance=1)
+        try:
+            calls = [asyncio.ensure_future(client.send_message(f"gauge-{i}-abcdefgh", "慢"))
+                     for i in range(3)]
+            await asyncio.sleep(0.15)  # one is with Rasa (0.3 s), two wait for its connection
+            during = client.calls_now()
+            await asyncio.gather(*calls)
+            return during, client.calls_now()
+        finally:
+            await client.close()
+
+    during, after = asyncio.run(run())
+    label = f"127.0.0.1:{rasa.port}"
+    assert during == {label: (1, 2)}
+    assert after == {label: (0, 0)}
+
+
+def test_instances_are_labelled_by_host_and_port_only() -> None:
+    client = RasaClient(["http://bot:s3cret@rasa-1:5005/", "https://rasa-2.internal"])
+    assert client.calls_now() == {"rasa-1:5005": (0, 0), "rasa-2.internal:443": (0, 0)}
+
+
 def test_a_client_needs_at_least_one_connection_per_instance() -> None:
     with pytest.raises(ValueError):
         RasaClient("http://127.0.0.1:1", connections_per_instance=0)

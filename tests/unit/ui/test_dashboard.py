@@ -100,7 +100,7 @@ def test_period_excludes_earlier_activity(played: HandoffService, store: Store,
 
 def test_metrics_text_matches_the_dashboard(played: HandoffService, store: Store,
                                             clock: FakeClock) -> None:
-    text = metrics.render(figures(store, clock))
+    text = metrics.render(figures(store, clock), {"rasa-1:5005": (16, 3), "rasa-2:5005": (2, 0)})
     lines = text.splitlines()
     for family in ("conversations_total", "handoffs_total", "queue_length",
                    "queue_wait_seconds", "handle_seconds", "csat_ratings_total",
@@ -117,6 +117,10 @@ def test_metrics_text_matches_the_dashboard(played: HandoffService, store: Store
     assert "loanbot_queue_wait_seconds_count 1" in lines
     assert 'loanbot_csat_ratings_total{score="4"} 1' in lines
     assert "loanbot_csat_average 4" in lines
+    assert "# TYPE loanbot_rasa_calls gauge" in lines
+    assert 'loanbot_rasa_calls{instance="rasa-1:5005",state="running"} 16' in lines
+    assert 'loanbot_rasa_calls{instance="rasa-1:5005",state="waiting"} 3' in lines
+    assert 'loanbot_rasa_calls{instance="rasa-2:5005",state="waiting"} 0' in lines
     # Every sample line is `name{labels} value` with a number (or NaN) value.
     for line in lines:
         if line and not line.startswith("#"):

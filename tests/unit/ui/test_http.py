@@ -115,6 +115,11 @@ def test_metrics_is_prometheus_text(gateway: Gateway) -> None:
     text = body.decode()
     assert "# TYPE loanbot_conversations_total counter" in text
     assert "loanbot_conversations_total 1" in text.splitlines()
+    # this node's calls to its Rasa instance(s): none in flight here
+    rasa = gateway.rasa.calls_now()
+    assert rasa and all(
+        f'loanbot_rasa_calls{{instance="{instance}",state="{state}"}} 0' in text.splitlines()
+        for instance in rasa for state in ("running", "waiting"))
 
 
 def test_metrics_needs_a_supervisor_or_the_scraper_token(tmp_path: Path) -> None:
