@@ -79,7 +79,8 @@ class RasaClient:
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily: an aiohttp session must be made inside the running loop.
         if self._session is None or self._session.closed:
-            # Each instance is its own host:port, so limit_per_host caps each one; no total.
+            # limit_per_host caps each host:port, so each instance; no total. (Instances behind
+            # one proxy address, told apart only by path, would share one cap.)
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._connections)
             self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self._session
@@ -109,7 +110,7 @@ class RasaClient:
         await self._post_routed(session_id, path, [dict(e) for e in events])
 
     def calls_now(self) -> dict[str, tuple[int, int]]:
-        """Per instance (host:port, never credentials), calls (running, waiting for one of
+        """Per instance (host:port[/path], never credentials), calls (running, waiting for one of
         the instance's connections) on this node: a growing wait says Rasa needs another
         instance, or this node more connections (GET /metrics)."""
         return {
@@ -149,8 +150,13 @@ class RasaClient:
 
 
 def _instance_label(url: str) -> str:
+    """host:port plus any path (two instances behind one proxy differ only by it); the
+    URL's user and password are left out."""
     parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{host}:{port}{parts.path.rstrip('/')}"
 
 
 class _Refused(RasaUnavailable):

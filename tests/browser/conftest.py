@@ -133,12 +133,8 @@ class ScriptedRasa(FakeRasa):
 
 @pytest.fixture
 def scripted_rasa() -> Iterator[ScriptedRasa]:
-    rasa = ScriptedRasa(slow_seconds=1.5)
-    rasa.start()
-    try:
+    with ScriptedRasa(slow_seconds=1.5) as rasa:
         yield rasa
-    finally:
-        rasa.stop()
 
 
 @dataclass

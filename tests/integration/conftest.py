@@ -55,12 +55,8 @@ def anyio_backend() -> str:
 def fake_rasa() -> Iterator[FakeRasa]:
     if REAL_RASA_URL:
         pytest.skip("needs the scripted stand-in Rasa (LOANBOT_TEST_RASA_URL is set)")
-    rasa = FakeRasa(slow_seconds=1.5)
-    rasa.start()
-    try:
+    with FakeRasa(slow_seconds=1.5) as rasa:
         yield rasa
-    finally:
-        rasa.stop()
 
 
 @dataclass

@@ -13,7 +13,7 @@ import socket
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -41,6 +41,9 @@ COMPLAINT_CUSTOM: dict[str, Any] = {
         "slots": {},
     }
 }
+
+
+_Fake = TypeVar("_Fake", bound="FakeRasa")
 
 
 def free_port() -> int:
@@ -87,6 +90,14 @@ class FakeRasa:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+    def __enter__(self: _Fake) -> _Fake:
+        """`with FakeRasa() as rasa:` — started for the block, stopped after it."""
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     def go_down(self) -> None:
         """Close the listening socket: the gateway now gets 'connection refused'."""

@@ -13,12 +13,8 @@ from tests.integration.fake_rasa import GREETING_REPLY, HANDOFF_CUSTOM, FakeRasa
 
 @pytest.fixture
 def rasa() -> Iterator[FakeRasa]:
-    fake = FakeRasa(slow_seconds=1.0)
-    fake.start()
-    try:
+    with FakeRasa(slow_seconds=1.0) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def _send(client: RasaClient, sender: str, text: str) -> list[dict[str, object]]:

@@ -14,22 +14,14 @@ from tests.integration.fake_rasa import SLOW_REPLY, FakeRasa
 
 @pytest.fixture
 def rasa() -> Iterator[FakeRasa]:
-    fake = FakeRasa(slow_seconds=0.3)
-    fake.start()
-    try:
+    with FakeRasa(slow_seconds=0.3) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
 def quick_rasa() -> Iterator[FakeRasa]:
-    fake = FakeRasa()
-    fake.start()
-    try:
+    with FakeRasa() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def sessions_owned_by(client: RasaClient, url: str, count: int) -> list[str]:
@@ -137,9 +129,11 @@ def test_calls_now_counts_running_and_waiting_per_instance(rasa: FakeRasa) -> No
     assert after == {label: (0, 0)}
 
 
-def test_instances_are_labelled_by_host_and_port_only() -> None:
-    client = RasaClient(["http://bot:s3cret@rasa-1:5005/", "https://rasa-2.internal"])
-    assert client.calls_now() == {"rasa-1:5005": (0, 0), "rasa-2.internal:443": (0, 0)}
+def test_instances_are_labelled_by_address_without_credentials() -> None:
+    client = RasaClient(["http://bot:s3cret@rasa-1:5005/", "https://rasa-2.internal",
+                         "http://[::1]:5005", "http://proxy:8000/rasa-a/"])
+    assert client.calls_now() == {"rasa-1:5005": (0, 0), "rasa-2.internal:443": (0, 0),
+                                  "[::1]:5005": (0, 0), "proxy:8000/rasa-a": (0, 0)}
 
 
 def test_a_client_needs_at_least_one_connection_per_instance() -> None:

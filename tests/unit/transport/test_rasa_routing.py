@@ -15,14 +15,9 @@ from tests.integration.fake_rasa import FakeRasa, free_port
 
 @pytest.fixture
 def three() -> Iterator[list[FakeRasa]]:
-    fakes = [FakeRasa(slow_seconds=1.0) for _ in range(3)]
-    for fake in fakes:
-        fake.start()
-    try:
-        yield fakes
-    finally:
-        for fake in fakes:
-            fake.stop()
+    with FakeRasa(slow_seconds=1.0) as a, FakeRasa(slow_seconds=1.0) as b, \
+            FakeRasa(slow_seconds=1.0) as c:
+        yield [a, b, c]
 
 
 async def _talk(client: RasaClient, pairs: list[tuple[str, str]]) -> None:
