@@ -162,7 +162,7 @@ class StatusPayload:
     text: str | None = None
 
     def to_dict(self) -> JSON:
-        return asdict(self)
+        return _json_fields(self)
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class QueueEntry:
     preview: str  # last borrower message, masked
 
     def to_dict(self) -> JSON:
-        return asdict(self)
+        return _json_fields(self)
 
 
 @dataclass(frozen=True)

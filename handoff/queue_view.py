@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Row
 
-from bot.text import detect_script, to_script
+from bot.text import to_script
 from handoff.errors import NotFound
 from handoff.masking import mask_text
 from handoff.model import (
@@ -37,7 +37,7 @@ from handoff.queueing import (
 from handoff.settings import Settings
 from handoff.states import SessionState
 from handoff.store import repo
-from handoff.texts import Texts, borrower_script, localise
+from handoff.texts import Texts, borrower_script, localise, script_of
 
 PREVIEW_LENGTH = 60
 
@@ -198,7 +198,7 @@ def queue_effects(
                 continue
             status = queued_status(
                 item.session_id, item.skill, reads.positions_by_id[item.session_id], reads.loads,
-                reads.typical, detect_script(reads.previews.get(item.session_id, "")),
+                reads.typical, script_of(reads.previews.get(item.session_id, "")),
             )
             effects.append(ToBorrower(item.session_id, BorrowerEvents.STATUS,
                                       status.to_dict()))

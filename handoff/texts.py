@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy.engine import Connection
 
-from bot.text import detect_script, to_script
+from bot.text import Script, detect_script, to_script
 from handoff.store import repo
 
 
@@ -30,9 +32,17 @@ class Texts:
     OFFER_NO_AGENTS = "当前人工客服繁忙，您可以继续等待，或预约电话回拨。"
 
 
+@lru_cache(maxsize=4096)
+def script_of(text: str) -> Script:
+    """`detect_script`, remembered per text: every change of the queue tells each waiting
+    borrower their place again, in the script of their last message, which has not changed
+    (≈ 35 µs a text otherwise, times the length of the queue, on every hand-off and claim)."""
+    return detect_script(text)
+
+
 def borrower_script(conn: Connection, session_id: str) -> str:
     """The script (simplified/traditional) of the borrower's latest message."""
-    return detect_script(repo.last_borrower_text(conn, session_id) or "")
+    return script_of(repo.last_borrower_text(conn, session_id) or "")
 
 
 def localise(conn: Connection, session_id: str, text: str) -> str:

@@ -35,3 +35,16 @@ def test_session_json_turns_every_datetime_to_iso() -> None:
     assert data["waiting_since"] == NOW.isoformat()
     assert data["created_at"] == (NOW - timedelta(minutes=5)).isoformat()
     assert set(data) == set(asdict(view))
+
+
+def test_status_and_queue_entry_json_equal_asdict() -> None:
+    from handoff.model import QueueEntry, StatusPayload
+
+    status = StatusPayload(session_id="s" * 20, state="queued", queue_position=3,
+                           eta_seconds=240, text="您前面还有2位用户，预计等待约4分钟。")
+    entry = QueueEntry(session_id="s" * 20, routing_key="complaint", skill="complaints",
+                       position=1, waiting_seconds=75, eta_seconds=None, requeued_front=True,
+                       reason="sensitive_intent", intent="complaint", preview="我要投诉****")
+    for view in (status, entry, StatusPayload(session_id="t" * 20, state="bot")):
+        assert view.to_dict() == asdict(view)
+        json.dumps(view.to_dict())
