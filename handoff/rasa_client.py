@@ -13,7 +13,8 @@ move to the next instance in the session's ranking; Rasa's tracker store is shar
 elsewhere: the owner may still be working on the turn.
 
 Connections: each Rasa instance gets at most `connections_per_instance` keep-alive connections,
-reused turn after turn; calls beyond that wait here, in order. Measured with two Rasa at 200
+reused turn after turn; calls beyond that wait here, in order (handoff.rasa_http, which also
+says why this is not aiohttp's client). Measured with two Rasa at 200
 concurrent conversations (docs/benchmarks.md, session 6): under aiohttp's default pool (100
 connections shared by every instance) new connections kept being opened, and a busy Rasa read
 a request on a new connection late: the slowest calls, all on new connections, waited 10 s
@@ -24,13 +25,13 @@ cap also keeps one slow instance from taking the connections the others need.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-import aiohttp
-
+from handoff.rasa_http import ConnectFailed, ConnectionPool, HttpError, Origin
 from handoff.sharding import rank
 
 log = logging.getLogger(__name__)
@@ -65,34 +66,25 @@ class RasaClient:
         if not self.base_urls:
             raise ValueError("RasaClient needs at least one Rasa URL")
         self.base_url = self.base_urls[0]
-        # sock_connect, not connect: aiohttp's `connect` also bounds the wait for a free pooled
-        # connection, and that wait (calls beyond connections_per_instance) belongs to the
-        # turn's total, or a busy hour would hand borrowers to humans after 3 s of queueing.
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeout_seconds, sock_connect=connect_timeout_seconds
-        )
-        self._token = token
+        self._timeout = timeout_seconds
+        self._connect_timeout = connect_timeout_seconds
+        self._query = f"?{urlencode({'token': token})}" if token else ""
         self._connections = connections_per_instance
         self._calls = {url: 0 for url in self.base_urls}  # in flight: running or waiting
-        self._session: aiohttp.ClientSession | None = None
+        # Pools are made lazily, inside the running loop their connections belong to.
+        self._pools: dict[str, ConnectionPool] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created lazily: an aiohttp session must be made inside the running loop.
-        if self._session is None or self._session.closed:
-            # limit_per_host caps each host:port, so each instance; no total. (Instances behind
-            # one proxy address, told apart only by path, would share one cap.)
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._connections)
-            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
-        return self._session
-
-    def _params(self) -> dict[str, str]:
-        return {"token": self._token} if self._token else {}
+    def _pool(self, base: str) -> ConnectionPool:
+        pool = self._pools.get(base)
+        if pool is None:
+            pool = self._pools[base] = ConnectionPool(Origin.from_url(base), self._connections)
+        return pool
 
     async def close(self) -> None:
-        """Release the connection pool (called on app shutdown)."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Release the kept connections (called on app shutdown)."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
     async def send_message(
         self, session_id: str, text: str, metadata: Mapping[str, Any] | None = None
@@ -106,7 +98,7 @@ class RasaClient:
 
     async def append_events(self, session_id: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Append tracker events, e.g. ``resume`` when a human returns the borrower."""
-        path = f"/conversations/{session_id}/tracker/events"
+        path = f"/conversations/{quote(session_id, safe='')}/tracker/events"
         await self._post_routed(session_id, path, [dict(e) for e in events])
 
     def calls_now(self) -> dict[str, tuple[int, int]]:
@@ -124,29 +116,44 @@ class RasaClient:
 
     async def _post_routed(self, session_id: str, path: str, body: Any) -> Any:
         candidates = self.instances_for(session_id)
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         for i, base in enumerate(candidates):
             self._calls[base] += 1
             try:
-                return await self._post(f"{base}{path}", body)
+                return await self._post(base, path, payload)
             except _Refused as exc:
                 if i == len(candidates) - 1:
                     raise RasaUnavailable(str(exc)) from exc
-                log.warning("Rasa %s refused the connection; trying %s", base, candidates[i + 1])
+                log.warning("Rasa %s refused the connection; trying %s", _instance_label(base),
+                            _instance_label(candidates[i + 1]))
             finally:
                 self._calls[base] -= 1
         raise RasaUnavailable("no Rasa instance")  # unreachable: candidates is never empty
 
-    async def _post(self, url: str, body: Any) -> Any:
+    async def _post(self, base: str, path: str, payload: bytes) -> Any:
+        """One call; the wait for a connection counts against the total, as the turn does,
+        while opening one has its own shorter limit."""
+        pool = self._pool(base)
+        label = _instance_label(base)
         try:
-            async with self._client().post(url, json=body, params=self._params()) as resp:
-                if resp.status >= 400:
-                    raise RasaUnavailable(f"HTTP {resp.status} from {url}")
-                return await resp.json(content_type=None)
-        except aiohttp.ClientConnectorError as exc:
+            status, data = await asyncio.wait_for(
+                pool.request("POST", path + self._query, payload,
+                             connect_timeout=self._connect_timeout),
+                self._timeout,
+            )
+        except ConnectFailed as exc:
             # Connection refused / unreachable: the request never reached Rasa.
-            raise _Refused(f"{type(exc).__name__}: {exc}") from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise RasaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise _Refused(f"{label}: {exc}") from exc
+        except asyncio.TimeoutError:
+            raise RasaUnavailable(f"{label}: no answer within {self._timeout:g} s") from None
+        except HttpError as exc:
+            raise RasaUnavailable(f"{label}: {exc}") from exc
+        if status >= 400:
+            raise RasaUnavailable(f"HTTP {status} from {label}{path}")
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise RasaUnavailable(f"{label}: the answer is not JSON ({exc})") from None
 
 
 def _instance_label(url: str) -> str:
