@@ -13,11 +13,14 @@ crash can at worst replay a message twice, never skip one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from typing import Any, Protocol
 
 import socketio
+
+from handoff.inline_emit import InlineDelivery
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ MESSAGE_EVENT = "message"
 BORROWER_NS = "/"
 LOCAL_LIMIT = 100_000
 REDIS_TTL_SECONDS = 7 * 86400
+# Long enough for the gateway to read a closing socket's close frame under load.
+MARK_GRACE_SECONDS = 0.25
 
 # Set the key to ARGV[1] only if it is larger; refresh the expiry either way.
 _ADVANCE_LUA = """
@@ -97,10 +102,18 @@ class RedisMarks:
 class MarkDeliveries(socketio.AsyncManager):
     """After every local delivery of a borrower `message` event to a room with a socket on
     this node, advance that session's mark. As a subclass of AsyncManager it sits just above
-    it in any manager's MRO, so under the Redis manager it sees what is delivered here on
-    behalf of other nodes (and not the publishing side)."""
+    the local delivery in any manager's MRO, so under the Redis manager it sees what is
+    delivered here on behalf of other nodes (and not the publishing side).
+
+    The mark is advanced `mark_grace_seconds` later, and only if a socket of the session is
+    still here then: a socket whose borrower has just closed it is still in the room until the
+    gateway has read the close, and an event queued for it then never reaches anyone. Waiting
+    keeps the mark behind (a reconnect at worst sees a message twice) and keeps the mark's
+    write, a Redis call on several nodes, out of the way of the events emitted next."""
 
     marks: ReplayMarks | None = None
+    mark_grace_seconds: float = MARK_GRACE_SECONDS
+    _mark_tasks: set[asyncio.Task[None]] | None = None
 
     async def emit(self, event: str, data: Any, namespace: str | None = None,
                    room: Any = None, skip_sid: Any = None, callback: Any = None,
@@ -113,8 +126,25 @@ class MarkDeliveries(socketio.AsyncManager):
                 and (namespace or BORROWER_NS) == BORROWER_NS and isinstance(room, str)
                 and isinstance(data, dict) and isinstance(data.get("seq"), int)
                 and self._local_socket_in(room)):
-            await self.marks.advance(room, data["seq"])
+            if self._mark_tasks is None:
+                self._mark_tasks = set()
+            task = asyncio.ensure_future(self._advance_later(self.marks, room, data["seq"]))
+            self._mark_tasks.add(task)
+            task.add_done_callback(self._mark_tasks.discard)
         return result
+
+    async def marks_settled(self) -> None:
+        """Wait until every mark due to be advanced has been (tests, shutdown)."""
+        while self._mark_tasks:
+            await asyncio.gather(*list(self._mark_tasks), return_exceptions=True)
+
+    async def _advance_later(self, marks: ReplayMarks, room: str, seq: int) -> None:
+        await asyncio.sleep(self.mark_grace_seconds)
+        if self._local_socket_in(room):
+            try:
+                await marks.advance(room, seq)
+            except Exception:  # a lost mark only means a message may be replayed twice
+                log.exception("replay mark for a session not advanced")
 
     def _local_socket_in(self, room: str) -> bool:
         try:
@@ -124,12 +154,12 @@ class MarkDeliveries(socketio.AsyncManager):
             return False
 
 
-class LocalManager(MarkDeliveries):
+class LocalManager(MarkDeliveries, InlineDelivery):
     """One node: in-process rooms."""
 
 
-class RedisManager(socketio.AsyncRedisManager, MarkDeliveries):
+class RedisManager(socketio.AsyncRedisManager, MarkDeliveries, InlineDelivery):
     """Several nodes: rooms over Redis pub/sub; MarkDeliveries sits between the pub/sub layer
-    and AsyncManager, so it runs where the socket is."""
+    and the local delivery, so it runs where the socket is."""
 
 

@@ -45,6 +45,7 @@ class Hooked(MarkDeliveries, Recording):
 def test_only_borrower_messages_to_a_local_socket_advance_the_mark() -> None:
     manager = Hooked({"s1": ["sid-1"], "empty": []})
     manager.marks = LocalMarks()
+    manager.mark_grace_seconds = 0.01
 
     async def go() -> dict[str, int | None]:
         await manager.emit("message", {"seq": 4}, namespace="/", room="s1")
@@ -55,6 +56,8 @@ def test_only_borrower_messages_to_a_local_socket_advance_the_mark() -> None:
         await manager.emit("message", {"seq": "9"}, namespace="/", room="s1")   # not an int
         await manager.emit("message", {"seq": 2}, namespace="/", to="s1")       # smaller
         assert manager.marks is not None
+        assert await manager.marks.get("s1") is None    # not yet: after the grace period
+        await manager.marks_settled()
         return {r: await manager.marks.get(r) for r in ("s1", "empty", "elsewhere")}
 
     assert asyncio.run(go()) == {"s1": 4, "empty": None, "elsewhere": None}
@@ -114,5 +117,22 @@ def test_redis_marks_degrade_when_redis_is_unreachable() -> None:
             return await marks.get("s")
         finally:
             await marks.close()
+
+    assert asyncio.run(go()) is None
+
+
+def test_a_socket_gone_before_the_grace_period_ends_leaves_the_mark_alone() -> None:
+    """The borrower closed the socket just as the event was queued for it: the gateway reads
+    the close a moment later, and nobody received the message, so it must stay replayable."""
+    manager = Hooked({"s1": ["sid-1"]})
+    manager.marks = LocalMarks()
+    manager.mark_grace_seconds = 0.05
+
+    async def go() -> int | None:
+        await manager.emit("message", {"seq": 3}, namespace="/", room="s1")
+        manager.local["s1"] = []          # the close is read within the grace period
+        await manager.marks_settled()
+        assert manager.marks is not None
+        return await manager.marks.get("s1")
 
     assert asyncio.run(go()) is None
