@@ -237,37 +237,32 @@ def test_an_unreadable_or_failed_answer_is_rasa_unavailable(raw: bytes) -> None:
     run_with(answer, test)
 
 
-def test_an_answer_larger_than_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rasa_http, "MAX_BODY_BYTES", 1000)
-
+def assert_unavailable(raw: bytes, match: str, *, hang_up: bool = False) -> None:
+    """A server answering `raw` (and hanging up after it, if asked) makes the call fail as
+    RasaUnavailable with a reason matching `match`."""
     async def answer(_: bytes) -> bytes:
-        return json_answer([{"text": "长" * 2000}])
+        return raw
 
     async def test(server: ScriptedServer) -> None:
+        server.hang_up_after_answer = hang_up
         client = RasaClient(server.url)
         try:
-            with pytest.raises(RasaUnavailable, match="too large"):
-                await client.send_message("big-session", "x")
+            with pytest.raises(RasaUnavailable, match=match):
+                await client.send_message("refused-answer-session", "x")
         finally:
             await client.close()
 
     run_with(answer, test)
+
+
+def test_an_answer_larger_than_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rasa_http, "MAX_BODY_BYTES", 1000)
+    assert_unavailable(json_answer([{"text": "长" * 2000}]), "too large")
 
 
 def test_a_connection_cut_in_the_middle_of_the_answer_is_rasa_unavailable() -> None:
-    async def answer(_: bytes) -> bytes:
-        return b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[{\"te"
-
-    async def test(server: ScriptedServer) -> None:
-        server.hang_up_after_answer = True
-        client = RasaClient(server.url)
-        try:
-            with pytest.raises(RasaUnavailable, match="middle of the answer"):
-                await client.send_message("cut-session", "x")
-        finally:
-            await client.close()
-
-    run_with(answer, test)
+    assert_unavailable(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[{\"te",
+                       "middle of the answer", hang_up=True)
 
 
 def test_credentials_in_the_url_become_basic_auth_and_stay_out_of_errors() -> None:
