@@ -81,9 +81,13 @@ class _Connection:
         self.writer = writer
         self.idle_since = 0.0
 
+    @property
+    def alive(self) -> bool:
+        """Neither side has closed it."""
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
     def usable(self, now: float) -> bool:
-        return (not self.reader.at_eof() and not self.writer.is_closing()
-                and now - self.idle_since < IDLE_SECONDS)
+        return self.alive and now - self.idle_since < IDLE_SECONDS
 
     def close(self) -> None:
         self.writer.close()
@@ -184,7 +188,7 @@ class ConnectionPool:
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
         now = asyncio.get_running_loop().time()
-        if reusable and not conn.reader.at_eof() and not conn.writer.is_closing():
+        if reusable and conn.alive:
             conn.idle_since = now
             while self._waiters:
                 waiter = self._waiters.popleft()
@@ -227,10 +231,10 @@ class ConnectionPool:
                 "Accept: application/json"]
         if origin.authorization:
             head.append(f"Authorization: {origin.authorization}")
-        conn.writer.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
-        await conn.writer.drain()
         reader = conn.reader
         try:
+            conn.writer.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
+            await conn.writer.drain()
             status_line = await reader.readline()
             if not status_line:
                 raise _ServerClosed("the server closed the connection before answering")
@@ -252,10 +256,9 @@ class ConnectionPool:
             return status, data, keep
         except asyncio.IncompleteReadError:
             raise HttpError("the connection closed in the middle of the answer") from None
-        except (asyncio.LimitOverrunError, ValueError) as exc:
-            # StreamReader raises ValueError for a line over its limit
+        except ValueError as exc:  # StreamReader.readline's answer to a line over its limit
             raise ProtocolError(f"unreadable answer: {exc}") from None
-        except (ConnectionError, OSError) as exc:
+        except OSError as exc:  # connection reset or lost, writing or reading
             raise HttpError(f"{type(exc).__name__}: {exc}") from exc
 
 

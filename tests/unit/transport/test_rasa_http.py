@@ -375,3 +375,21 @@ def test_callers_waiting_behind_a_refused_connection_fail_too_instead_of_waiting
 
     outcomes = asyncio.run(main())
     assert all(isinstance(o, RasaUnavailable) for o in outcomes)
+
+
+def test_a_connection_lost_while_the_request_is_written_is_an_http_error() -> None:
+    """The failure can come from writing too, not only from reading the answer: it must reach
+    the caller as HttpError (so RasaUnavailable, and a hand-off), never as a bare OSError."""
+
+    async def test(server: ScriptedServer) -> None:
+        pool = ConnectionPool(Origin.from_url(server.url), 1)
+        try:
+            conn = await pool._acquire(3)
+            conn.writer.transport.abort()        # the connection is lost under our feet
+            await asyncio.sleep(0.01)
+            with pytest.raises(rasa_http.HttpError):
+                await pool._exchange(conn, "POST", "/x", b"{}")
+        finally:
+            pool.close()
+
+    run_with(echo_text, test)
