@@ -258,7 +258,9 @@ class ConnectionPool:
             raise HttpError("the connection closed in the middle of the answer") from None
         except ValueError as exc:  # StreamReader.readline's answer to a line over its limit
             raise ProtocolError(f"unreadable answer: {exc}") from None
-        except OSError as exc:  # connection reset or lost, writing or reading
+        except (OSError, RuntimeError) as exc:
+            # connection reset or lost, writing or reading (uvloop, which the gateway runs on,
+            # raises RuntimeError for a write to a transport that is already closed)
             raise HttpError(f"{type(exc).__name__}: {exc}") from exc
 
 

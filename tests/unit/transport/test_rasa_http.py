@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import uvloop
 
 from handoff import rasa_http
 from handoff.rasa_client import RasaClient, RasaUnavailable
@@ -377,9 +378,22 @@ def test_callers_waiting_behind_a_refused_connection_fail_too_instead_of_waiting
     assert all(isinstance(o, RasaUnavailable) for o in outcomes)
 
 
-def test_a_connection_lost_while_the_request_is_written_is_an_http_error() -> None:
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both event loops: the gateway runs on uvloop, whose transports fail differently."""
+    before = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(
+        uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy())
+    try:
+        yield str(request.param)
+    finally:
+        asyncio.set_event_loop_policy(before)
+
+
+def test_a_connection_lost_while_the_request_is_written_is_an_http_error(loop_kind: str) -> None:
     """The failure can come from writing too, not only from reading the answer: it must reach
-    the caller as HttpError (so RasaUnavailable, and a hand-off), never as a bare OSError."""
+    the caller as HttpError (so RasaUnavailable, and a hand-off), never as a bare OSError or,
+    on uvloop, RuntimeError."""
 
     async def test(server: ScriptedServer) -> None:
         pool = ConnectionPool(Origin.from_url(server.url), 1)
