@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import async_timeout
+
 from handoff.rasa_http import ConnectFailed, ConnectionPool, HttpError, Origin
 from handoff.sharding import rank
 
@@ -136,11 +138,11 @@ class RasaClient:
         pool = self._pool(base)
         label = _instance_label(base)
         try:
-            status, data = await asyncio.wait_for(
-                pool.request("POST", path + self._query, payload,
-                             connect_timeout=self._connect_timeout),
-                self._timeout,
-            )
+            # A deadline on this task, not asyncio.wait_for: that runs the request in a task
+            # of its own, two more loop turns on every call (docs/benchmarks.md, session 8).
+            async with async_timeout.timeout(self._timeout):
+                status, data = await pool.request("POST", path + self._query, payload,
+                                                  connect_timeout=self._connect_timeout)
         except ConnectFailed as exc:
             # Connection refused / unreachable: the request never reached Rasa.
             raise _Refused(f"{label}: {exc}") from exc
