@@ -24,6 +24,7 @@ together with sending BEGIN to the driver directly).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -97,15 +98,14 @@ class Store:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # Straight to the driver: a statement through SQLAlchemy costs more than BEGIN does.
-            # SQLAlchemy does not wrap what a listener raises, so driver errors (a write lock
-            # still held after busy_timeout) are wrapped here, as execute would have.
-            sql = "BEGIN" if conn.get_execution_options().get(_READ_OPTION) else "BEGIN IMMEDIATE"
-            dbapi = conn.dialect.dbapi
-            try:
-                conn.connection.dbapi_connection.execute(sql)
-            except dbapi.Error as exc:
-                raise DBAPIError.instance(sql, (), exc, dbapi.Error,
-                                          hide_parameters=True, dialect=conn.dialect) from exc
+            # Inside write() the driver's transaction is already open (_driver_transaction):
+            # SQLAlchemy's own, begun by a statement it runs, joins it.
+            raw = conn.connection.dbapi_connection
+            if raw.in_transaction:
+                return
+            _on_driver(conn, raw.execute,
+                       "BEGIN" if conn.get_execution_options().get(_READ_OPTION)
+                       else "BEGIN IMMEDIATE")
 
         return engine
 
@@ -121,7 +121,7 @@ class Store:
             if conn is None or conn.closed or conn.invalidated:
                 conn = self._writer = self.engine.connect()
             try:
-                with conn.begin():
+                with _driver_transaction(conn):
                     yield conn
             except DBAPIError:
                 # A connection-level failure may leave it unusable: open a fresh one next time.
@@ -144,6 +144,57 @@ class Store:
                     self._writer.close()
                     self._writer = None
         self.engine.dispose()
+
+
+def _on_driver(conn: Connection, call: Any, *args: Any) -> Any:
+    """A call on the SQLite driver, its errors raised as SQLAlchemy's classes (what
+    `Connection.execute` would raise), so callers and `unavailable_as_error` see no
+    difference. SQLAlchemy does not wrap what runs outside its own statements."""
+    dbapi = conn.dialect.dbapi
+    try:
+        return call(*args)
+    except dbapi.Error as exc:
+        sql = args[0] if args and isinstance(args[0], str) else getattr(call, "__name__", "")
+        raise DBAPIError.instance(sql, (), exc, dbapi.Error,
+                                  hide_parameters=True, dialect=conn.dialect) from exc
+
+
+@contextmanager
+def _driver_transaction(conn: Connection) -> Iterator[None]:
+    """`BEGIN IMMEDIATE` … `COMMIT` sent to the SQLite driver, not through SQLAlchemy's
+    Transaction objects and events (half of the Python calls of a store call, measured in
+    docs/benchmarks.md, session 8). Committed on success, rolled back on any exception.
+    A statement run through `Connection.execute` makes SQLAlchemy begin its own transaction,
+    which joins this one (the "begin" listener sends nothing then); it is then ended through
+    SQLAlchemy, so the Connection's state stays right."""
+    raw = conn.connection.dbapi_connection
+    _on_driver(conn, raw.execute, "BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        _roll_back(conn, raw)
+        raise
+    try:
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            _on_driver(conn, raw.commit)
+    except BaseException:
+        # SQLite keeps the transaction open when COMMIT fails (a deferred constraint, a
+        # full disk): end it here, or the next BEGIN on this connection would fail.
+        _roll_back(conn, raw)
+        raise
+
+
+def _roll_back(conn: Connection, raw: Any) -> None:
+    """End both SQLAlchemy's view of the transaction and the driver's; an error doing so
+    must not hide the one that caused it."""
+    with contextlib.suppress(Exception):
+        if conn.in_transaction():
+            conn.rollback()
+    with contextlib.suppress(Exception):
+        if raw.in_transaction:
+            raw.rollback()
 
 
 @contextmanager

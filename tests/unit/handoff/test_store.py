@@ -147,6 +147,55 @@ def test_a_write_lock_held_too_long_is_store_unavailable_and_the_store_recovers(
     store.dispose()
 
 
+def test_driver_transaction_carries_sqlalchemy_statements_too(tmp_path: Path) -> None:
+    """write() sends BEGIN/COMMIT to the driver; a statement through SQLAlchemy inside it
+    joins that transaction: both kinds commit together, roll back together, and the
+    Connection is left with no transaction of its own either way."""
+    store = Store(f"sqlite:///{tmp_path / 'd.sqlite'}")
+    with store.write() as conn:
+        repo.insert_session(conn, "a" + "0" * 19, None, NOW)  # Connection.execute
+        repo.append_message(conn, "a" + "0" * 19, episode=1, sender="borrower", text="你好",
+                            now=NOW)
+        assert conn.in_transaction()
+    assert not store._writer.in_transaction()
+    with pytest.raises(ValueError), store.write() as conn:
+        repo.append_message(conn, "a" + "0" * 19, episode=1, sender="borrower", text="二",
+                            now=NOW)
+        conn.execute(text("UPDATE sessions SET unresolved_turns = 5"))
+        raise ValueError("a bug half-way")
+    assert not store._writer.in_transaction()
+    with store.write() as conn:  # only prepared statements: SQLAlchemy never begins
+        repo.append_message(conn, "a" + "0" * 19, episode=1, sender="borrower", text="三",
+                            now=NOW)
+        assert not conn.in_transaction()
+    with store.read() as conn:
+        texts = [r[0] for r in conn.exec_driver_sql("SELECT text FROM messages ORDER BY seq")]
+        turns = conn.exec_driver_sql("SELECT unresolved_turns FROM sessions").scalar()
+    assert texts == ["你好", "三"] and turns == 0
+    store.dispose()
+
+
+def test_a_failed_commit_is_sqlalchemy_error_and_nothing_is_kept(tmp_path: Path) -> None:
+    """COMMIT goes to the driver too: when it fails (here a deferred foreign key) the error
+    is SQLAlchemy's IntegrityError, as through SQLAlchemy, nothing of the transaction is
+    kept, and the next write works."""
+    path = tmp_path / "c.sqlite"
+    store = Store(f"sqlite:///{path}")
+    with store.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE child (id INTEGER PRIMARY KEY, parent TEXT "
+                             "REFERENCES sessions(id) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(IntegrityError), store.write() as conn:
+        repo.insert_session(conn, "p" * 20, None, NOW)
+        conn.connection.dbapi_connection.execute("INSERT INTO child (parent) VALUES ('none')")
+    with store.write() as conn:
+        repo.insert_session(conn, "q" * 20, None, NOW)
+    with store.read() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM sessions ORDER BY id")]
+        children = conn.exec_driver_sql("SELECT count(*) FROM child").scalar()
+    assert ids == ["q" * 20] and children == 0
+    store.dispose()
+
+
 def test_times_come_back_aware_utc(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 't.sqlite'}")
     with store.write() as conn:
