@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
@@ -52,6 +53,20 @@ async def test_python_m_handoff_serves_health_and_websockets(tmp_path: Path) -> 
         await client.connect(url, transports=["websocket"], wait_timeout=5)
         assert client.transport() == "websocket"
         await client.disconnect()
+        # As browsers connect by default: long-polling first, then engine.io's upgrade
+        # exchange on the websocket (handoff/eio_websocket.py keeps engine.io's own).
+        upgrading = socketio.AsyncClient(reconnection=False)
+        confirmed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        upgrading.on("session_confirm", lambda data: confirmed.set_result(data))
+        await upgrading.connect(url, transports=["polling", "websocket"], wait_timeout=5)
+        for _ in range(50):
+            if upgrading.transport() == "websocket":
+                break
+            await asyncio.sleep(0.1)
+        assert upgrading.transport() == "websocket"
+        await upgrading.emit("session_request", {"session_id": None})
+        assert await asyncio.wait_for(confirmed, 5)
+        await upgrading.disconnect()
         printed = (tmp_path / "gateway.log").read_text()
         assert f"{url}/healthz" in printed
     finally:
