@@ -24,7 +24,6 @@ together with sending BEGIN to the driver directly).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -187,14 +186,13 @@ def _driver_transaction(conn: Connection) -> Iterator[None]:
 
 
 def _roll_back(conn: Connection, raw: Any) -> None:
-    """End both SQLAlchemy's view of the transaction and the driver's; an error doing so
-    must not hide the one that caused it."""
-    with contextlib.suppress(Exception):
-        if conn.in_transaction():
-            conn.rollback()
-    with contextlib.suppress(Exception):
-        if raw.in_transaction:
-            raw.rollback()
+    """End both SQLAlchemy's view of the transaction and the driver's. A rollback that fails
+    raises (chained to the error that caused it) as SQLAlchemy's own DBAPIError, so write()
+    drops the connection instead of keeping one with a transaction still open."""
+    if conn.in_transaction():
+        conn.rollback()
+    if raw.in_transaction:
+        _on_driver(conn, raw.rollback)
 
 
 @contextmanager

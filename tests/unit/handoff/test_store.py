@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from handoff.errors import (
     AlreadyClaimed,
@@ -193,6 +193,37 @@ def test_a_failed_commit_is_sqlalchemy_error_and_nothing_is_kept(tmp_path: Path)
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM sessions ORDER BY id")]
         children = conn.exec_driver_sql("SELECT count(*) FROM child").scalar()
     assert ids == ["q" * 20] and children == 0
+    store.dispose()
+
+
+def test_a_rollback_that_fails_drops_the_connection_and_the_next_write_works(
+        tmp_path: Path) -> None:
+    """The driver connection dies inside a write (closed here), so the rollback fails too:
+    that surfaces as the connection lost (StoreUnavailable, with the bug that caused it in the
+    chain) and the kept connection is dropped, not kept with a transaction the next BEGIN
+    would trip over."""
+    store = Store(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    with store.write() as conn:
+        repo.insert_session(conn, "a" * 20, None, NOW)
+    broken = store._writer
+    with pytest.raises(StoreUnavailable) as caught, store.write() as conn:
+        repo.insert_session(conn, "b" * 20, None, NOW)
+        conn.connection.dbapi_connection.close()
+        raise ValueError("a bug half-way")
+    chain: list[BaseException] = []
+    err: BaseException | None = caught.value
+    while err is not None:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    assert any(isinstance(e, DBAPIError) for e in chain)
+    assert isinstance(chain[-1], ValueError)  # the bug is still there to be read
+    assert store._writer is None
+    with store.write() as conn:
+        repo.insert_session(conn, "c" * 20, None, NOW)
+    assert store._writer is not broken
+    with store.read() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM sessions ORDER BY id")]
+    assert ids == ["a" * 20, "c" * 20]
     store.dispose()
 
 
