@@ -186,5 +186,5 @@ def install() -> bool:
 
 
 def uninstall() -> None:
-    """Back to engine.io's own handler (tests compare the two)."""
+    """Back to engine.io's own handler (for the test of `install`)."""
     AsyncSocket._websocket_handler = _STOCK_HANDLER

@@ -8,10 +8,7 @@ a busy handler never taken for an idle connection."""
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio
@@ -22,6 +19,8 @@ from engineio.async_socket import AsyncSocket
 from handoff import eio_websocket
 
 IDLE = 0.1  # ping_interval + ping_timeout below
+
+pytestmark = pytest.mark.anyio
 
 
 class ScriptedWebSocket:
@@ -85,21 +84,16 @@ class Harness:
         return asyncio.ensure_future(eio_websocket.websocket_handler(self.sock, self.ws))
 
 
-def on_a_loop(test: Callable[..., Awaitable[None]]) -> Callable[[], None]:
-    """Each test on its own event loop, with its own harness when it asks for one."""
-    @functools.wraps(test)
-    def run() -> None:
-        async def go() -> None:
-            if "harness" in inspect.signature(test).parameters:
-                await test(Harness())
-            else:
-                await test()
-        asyncio.run(go())
-    run.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
-    return run
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
-@on_a_loop
+@pytest.fixture
+def harness() -> Harness:
+    return Harness()
+
+
 async def test_packets_reach_the_handler_in_order_and_queued_ones_go_out_in_order(
         harness: Harness) -> None:
     task = harness.start()
@@ -116,7 +110,6 @@ async def test_packets_reach_the_handler_in_order_and_queued_ones_go_out_in_orde
     assert harness.sock.closed
 
 
-@on_a_loop
 async def test_a_connection_that_sends_nothing_is_closed_after_the_ping_window(
         harness: Harness) -> None:
     loop = asyncio.get_running_loop()
@@ -129,7 +122,6 @@ async def test_a_connection_that_sends_nothing_is_closed_after_the_ping_window(
     assert harness.disconnects == [harness.server.reason.TRANSPORT_CLOSE]
 
 
-@on_a_loop
 async def test_packets_keep_the_connection_open_past_the_window(harness: Harness) -> None:
     task = harness.start()
     for _ in range(8):  # 0.32 s of pongs, every 0.04 s: three windows of 0.1 s
@@ -140,7 +132,6 @@ async def test_packets_keep_the_connection_open_past_the_window(harness: Harness
     assert harness.sock.closed
 
 
-@on_a_loop
 async def test_a_busy_handler_is_not_taken_for_an_idle_connection() -> None:
     harness = Harness(slow_seconds=IDLE * 3)
     task = harness.start()
@@ -149,7 +140,6 @@ async def test_a_busy_handler_is_not_taken_for_an_idle_connection() -> None:
     assert harness.finished_slow  # ran to its end, not cancelled half-way
 
 
-@on_a_loop
 async def test_a_packet_over_the_size_limit_closes_the_connection(harness: Harness) -> None:
     task = harness.start()
     harness.ws.incoming.put_nowait("4" + "长" * 2000)
@@ -157,7 +147,6 @@ async def test_a_packet_over_the_size_limit_closes_the_connection(harness: Harne
     assert harness.received == [] and harness.sock.closed and harness.ws.closed
 
 
-@on_a_loop
 async def test_a_failed_send_stops_the_writer_and_closes(harness: Harness) -> None:
     task = harness.start()
     harness.ws.fail_sends = True
@@ -166,7 +155,6 @@ async def test_a_failed_send_stops_the_writer_and_closes(harness: Harness) -> No
     assert harness.ws.closed and harness.sock.closed
 
 
-@on_a_loop
 async def test_cancelling_the_task_closes_the_socket_cleanly(harness: Harness) -> None:
     task = harness.start()
     await asyncio.sleep(0.01)
@@ -176,7 +164,6 @@ async def test_cancelling_the_task_closes_the_socket_cleanly(harness: Harness) -
     assert harness.disconnects == [harness.server.reason.TRANSPORT_CLOSE]
 
 
-@on_a_loop
 async def test_an_upgrade_from_polling_does_the_probe_exchange(harness: Harness) -> None:
     harness.sock.connected = True  # a polling session asking to upgrade
     task = harness.start()
@@ -191,7 +178,6 @@ async def test_an_upgrade_from_polling_does_the_probe_exchange(harness: Harness)
     await asyncio.wait_for(task, 1)
 
 
-@on_a_loop
 async def test_an_upgrade_without_the_probe_is_refused(harness: Harness) -> None:
     harness.sock.connected = True
     task = harness.start()
@@ -216,7 +202,6 @@ def test_installed_only_on_the_release_it_was_written_for(
         eio_websocket.install()  # as the gateway runs
 
 
-@on_a_loop
 async def test_the_writer_stops_at_the_readers_none_in_the_middle_of_a_batch(
         harness: Harness) -> None:
     """As engine.io's poll: a None taken in the middle of a batch is put back, so the writer
