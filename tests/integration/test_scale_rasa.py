@@ -125,14 +125,17 @@ async def test_each_conversation_stays_on_its_owner_and_survives_its_loss(
         assert "Connected to lock store 'RedisLockStore'" in log
         assert "SQLTrackerStore" in log
 
-    borrowers = []
-    for _ in range(6):
+    # Session ids are random, and six of them all land on one instance about once in 32
+    # runs (a fresh-clone CI run met it): open six, then more until both instances own one.
+    borrowers: list[Borrower] = []
+    owners: dict[str, str] = {}
+    while len(borrowers) < 6 or len(set(owners.values())) < 2:
+        assert len(borrowers) < 40, "forty sessions all landed on one instance"
         b = Borrower()
         made.append(b)
         await b.open(gateway.url)
         borrowers.append(b)
-    owners = {b.session_id: owner(b.session_id, two_rasas.urls) for b in borrowers}
-    assert len(set(owners.values())) == 2, "six sessions should land on both instances"
+        owners[b.session_id] = owner(b.session_id, two_rasas.urls)
     for text in ("你好", "信用贷的年化利率是多少"):
         for b in borrowers:
             await b.say(text)
