@@ -170,17 +170,13 @@ def _driver_transaction(conn: Connection) -> Iterator[None]:
     _on_driver(conn, raw.execute, "BEGIN IMMEDIATE")
     try:
         yield
-    except BaseException:
-        _roll_back(conn, raw)
-        raise
-    try:
         if conn.in_transaction():
             conn.commit()
         else:
             _on_driver(conn, raw.commit)
     except BaseException:
-        # SQLite keeps the transaction open when COMMIT fails (a deferred constraint, a
-        # full disk): end it here, or the next BEGIN on this connection would fail.
+        # Also when COMMIT itself failed: SQLite keeps the transaction open then (a deferred
+        # constraint, a full disk), and the next BEGIN on this connection would fail.
         _roll_back(conn, raw)
         raise
 
