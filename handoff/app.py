@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from handoff import dashboard, eio_websocket, health, metrics, trainer_api
+from handoff import dashboard, eio_ping, eio_websocket, health, metrics, trainer_api
 from handoff.agent_namespace import AgentNamespace
 from handoff.borrower_auth import BorrowerTokens
 from handoff.borrower_namespace import BorrowerNamespace
@@ -168,6 +168,7 @@ def build_gateway(
     marks: ReplayMarks = (RedisMarks(settings.redis_url, settings.redis_channel)
                           if settings.redis_url else LocalMarks())
     eio_websocket.install()  # engine.io's websocket loop without a task per packet
+    eio_ping.install()  # a closed socket's ping task ends with it, not 25 s later
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=client_manager(settings.redis_url, settings.redis_channel, marks),

@@ -36,7 +36,7 @@ def slow_down_message(retry_after: float) -> str:
     return f"您发送消息的速度有点快，请稍等{seconds}秒后再发送，感谢您的理解。"
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenBucket:
     """`capacity` tokens, refilled continuously at `refill_per_second`; one message costs one."""
 

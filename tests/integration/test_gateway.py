@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import types
 import urllib.request
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import socketio
+from engineio.async_socket import AsyncSocket
 
 from handoff.model import HandoffSignal
 from tests.integration.conftest import (
@@ -555,3 +558,26 @@ async def test_writing_after_a_close_resumes_rasa_before_the_message(
     # The stand-in stays silent while paused, so the greeting proves resume came first.
     await b.wait_for("bot_uttered", lambda d: d.get("text") == GREETING_REPLY)
     assert fake_rasa.events_for(b.session_id)[0] == {"event": "resume"}
+
+
+async def test_no_ping_task_holds_a_borrower_who_left(h: Helpers, gateway: GatewayServer) -> None:
+    """A closed connection is not kept alive by engine.io's ping task for ping_interval
+    (handoff/eio_ping.py): under load that kept thousands of dead sockets in the gateway."""
+    eio = gateway.gateway.sio.eio
+    assert eio.ping_interval >= 5  # the stock task would hold each socket that long
+    borrowers = [await h.borrower() for _ in range(3)]
+    for borrower in borrowers:
+        ok(await borrower.say("你好"))
+        await borrower.close()
+
+    def held_by_ping_tasks() -> int:
+        gc.collect()
+        closed = [o for o in gc.get_objects()
+                  if isinstance(o, AsyncSocket) and o.server is eio and o.closed]
+        return sum(1 for sock in closed for ref in gc.get_referrers(sock)
+                   if isinstance(ref, types.FrameType) and "ping" in ref.f_code.co_name)
+
+    deadline = asyncio.get_running_loop().time() + 3
+    while (held := held_by_ping_tasks()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert held == 0, f"{held} closed engine.io sockets still held by their ping tasks"
