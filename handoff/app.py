@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from handoff import dashboard, eio_ping, eio_websocket, health, metrics, trainer_api
+from handoff import dashboard, eio_ping, eio_websocket, health, heap, metrics, trainer_api
 from handoff.agent_namespace import AgentNamespace
 from handoff.borrower_auth import BorrowerTokens
 from handoff.borrower_namespace import BorrowerNamespace
@@ -108,6 +108,7 @@ class Gateway:
         await run_store(self.service.recover_after_restart)
         await self.delivery.deliver(await run_store(self.service.recover_pending_turns))
         self._ticker = asyncio.ensure_future(self._tick_forever())
+        heap.settle(self.settings.gc_young_threshold)  # all that lives as long as we do is built
 
     async def shutdown(self) -> None:
         if self._ticker is not None:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from handoff import heap
 from handoff.errors import ConfigError
 
 SECRET_FILE_NAME = "handoff_secret"
@@ -90,6 +91,9 @@ class Settings:
     # Where per-message store work runs (handoff/store_calls.py): "auto" (on the event loop
     # for SQLite, in worker threads for a networked database), "loop" or "thread".
     store_calls: str = "auto"
+    # Allocations between young garbage collections once the gateway has started (handoff/
+    # heap.py says why); 0 leaves Python's collector as it is.
+    gc_young_threshold: int = heap.YOUNG_THRESHOLD
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +141,8 @@ class Settings:
             require_borrower_token=_require_borrower_token(env),
             metrics_token=_optional_secret(env, "HANDOFF_METRICS_TOKEN"),
             store_calls=_choice(env, "HANDOFF_STORE_CALLS", "auto", ("auto", "loop", "thread")),
+            gc_young_threshold=_int(env, "HANDOFF_GC_YOUNG_THRESHOLD", heap.YOUNG_THRESHOLD,
+                                    low=0, high=10_000_000),
         )
 
 

@@ -168,6 +168,9 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
             "HANDOFF_BORROWER_RATE": "1000/60",
             "HANDOFF_AGENT_RATE": "1000/60",
             "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
+            # gateways in the test process share its collector: no freeze here (test_main and
+            # test_heap check the real process and settle itself)
+            "HANDOFF_GC_YOUNG_THRESHOLD": "0",
             **{f"HANDOFF_{k.upper()}": v for k, v in env.items()},
         }
         if REAL_RASA_URL:

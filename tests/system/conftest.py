@@ -35,6 +35,9 @@ def gateway_on(stack: BotStack, tmp_path: Path, *, agents: bool = True,
         "HANDOFF_RASA_TIMEOUT": "30",
         "HANDOFF_SERVICE_HOURS": "00:00-23:59",
         "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
+        # gateways in the test process share its collector: no freeze here (test_main and
+        # test_heap check the real process and settle itself)
+        "HANDOFF_GC_YOUNG_THRESHOLD": "0",
         **env,
     }
     gateway = build_gateway(Settings.from_env(environ), clock=ShiftableClock())

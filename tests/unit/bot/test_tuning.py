@@ -155,3 +155,41 @@ def test_tensorflow_threads_default_to_one_unless_set(monkeypatch: pytest.Monkey
 
     assert os.environ["TF_INTER_OP_PARALLELISM_THREADS"] == "1"
     assert os.environ["TF_INTRA_OP_PARALLELISM_THREADS"] == "4"  # an operator's choice stays
+
+
+def test_gc_threshold_from_the_environment() -> None:
+    assert tuning.gc_young_threshold({}) == 5_000
+    assert tuning.gc_young_threshold({"LOANBOT_GC_YOUNG_THRESHOLD": "0"}) == 0
+    assert tuning.gc_young_threshold({"LOANBOT_GC_YOUNG_THRESHOLD": " 5000 "}) == 5000
+    for bad in ("many", "-1"):
+        with pytest.raises(ValueError, match="LOANBOT_GC_YOUNG_THRESHOLD"):
+            tuning.gc_young_threshold({"LOANBOT_GC_YOUNG_THRESHOLD": bad})
+
+
+def test_the_heap_is_settled_right_after_rasa_loads_its_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    from rasa.core import run
+
+    from handoff import heap
+
+    real = run.load_agent_on_start
+    order: list[Any] = []
+
+    async def fake_load(model_path: Any, endpoints: Any, remote_storage: Any, app: Any,
+                        loop: Any) -> str:
+        order.append(("load", model_path))
+        return "agent"
+
+    monkeypatch.setattr(run, "load_agent_on_start", fake_load)
+    monkeypatch.setattr(heap, "settle", lambda threshold: order.append(("settle", threshold)))
+    tuning.settle_heap_once_loaded(123)
+    wrapped = run.load_agent_on_start
+    assert wrapped is not fake_load
+    # Sanic calls the listener with Rasa's own arguments: the wrapper takes the same ones
+    assert list(inspect.signature(wrapped).parameters) == list(
+        inspect.signature(real).parameters)
+    agent = asyncio.run(wrapped("m.tar.gz", None, None, None, None))
+    assert agent == "agent"
+    assert order == [("load", "m.tar.gz"), ("settle", 123)]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from handoff import heap
 from handoff.app import Gateway, HttpRouter, build_gateway
 from handoff.settings import Settings
 from handoff.store import repo
@@ -48,6 +49,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         "HANDOFF_VAR_DIR": str(tmp_path),
         "HANDOFF_SECRET": secrets.token_urlsafe(40),
         "HANDOFF_RASA_URL": "http://127.0.0.1:9",
+        "HANDOFF_GC_YOUNG_THRESHOLD": "12345",
     })
     gw = build_gateway(settings)
     gw.service.create_agent("gina", "小王", PASSWORD, ["general"])
@@ -160,18 +162,33 @@ def test_vendored_libraries_are_served(gateway: Gateway) -> None:
         assert status == 200 and "javascript" in head["content-type"]
 
 
-def test_startup_puts_present_agents_into_grace(gateway: Gateway) -> None:
-    """A restart loses every agent socket: start-up must begin their grace periods."""
-    gateway.service.agent_connected("gina")
+def start_and_stop(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Run the gateway's start-up; the heap settling it asks for is recorded, not done (the
+    test process's collector is shared by every test)."""
+    settled: list[int] = []
+    monkeypatch.setattr(heap, "settle", settled.append)
 
-    async def start_and_stop() -> None:
+    async def go() -> None:
         await gateway.startup()
         if gateway._ticker is not None:
             gateway._ticker.cancel()
 
-    run(start_and_stop)
+    run(go)
+    return settled
+
+
+def test_startup_puts_present_agents_into_grace(
+        gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart loses every agent socket: start-up must begin their grace periods."""
+    gateway.service.agent_connected("gina")
+    start_and_stop(gateway, monkeypatch)
     with gateway.store.read() as conn:
         agent = repo.get_agent(conn, "gina")
     assert agent is not None and agent.presence == "offline"
     assert agent.disconnected_at is not None
     assert agent.disconnected_at <= datetime.now(timezone.utc)
+
+
+def test_startup_settles_the_heap_with_the_configured_threshold(
+        gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert start_and_stop(gateway, monkeypatch) == [12345]  # HANDOFF_GC_YOUNG_THRESHOLD
