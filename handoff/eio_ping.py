@@ -20,15 +20,13 @@ only on the python-engineio release this was written against (`install`).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from importlib import metadata
 from typing import Any
 
 from engineio import packet
 from engineio.async_socket import AsyncSocket
 
-log = logging.getLogger(__name__)
+from handoff import eio_release
 
 WRITTEN_FOR = "4.12.3"
 _STOCK = {name: getattr(AsyncSocket, name) for name in ("schedule_ping", "_send_ping", "close")}
@@ -73,10 +71,7 @@ def cancel_sleeping_ping(sock: AsyncSocket) -> None:
 def install() -> bool:
     """Use these for every engine.io socket in the process, if the installed python-engineio
     is the release they were written for; otherwise keep engine.io's own."""
-    version = metadata.version("python-engineio")
-    if version != WRITTEN_FOR:
-        log.warning("python-engineio %s is not %s: keeping its own ping task",
-                    version, WRITTEN_FOR)
+    if not eio_release.installed_is(WRITTEN_FOR, keeping="ping task"):
         return False
     AsyncSocket.schedule_ping = schedule_ping
     AsyncSocket._send_ping = send_ping

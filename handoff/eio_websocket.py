@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from importlib import metadata
 from typing import Any
 
 from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
+
+from handoff import eio_release
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +177,7 @@ async def websocket_handler(self: AsyncSocket, ws: Any) -> None:
 def install() -> bool:
     """Use this handler for every engine.io websocket in the process, if the installed
     python-engineio is the release it was written for; otherwise keep engine.io's own."""
-    version = metadata.version("python-engineio")
-    if version != WRITTEN_FOR:
-        log.warning("python-engineio %s is not %s: keeping its own websocket loop",
-                    version, WRITTEN_FOR)
+    if not eio_release.installed_is(WRITTEN_FOR, keeping="websocket loop"):
         return False
     AsyncSocket._websocket_handler = websocket_handler
     return True

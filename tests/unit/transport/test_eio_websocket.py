@@ -16,7 +16,7 @@ import pytest
 from engineio import packet
 from engineio.async_socket import AsyncSocket
 
-from handoff import eio_websocket
+from handoff import eio_release, eio_websocket
 
 IDLE = 0.1  # ping_interval + ping_timeout below
 
@@ -194,8 +194,8 @@ def test_installed_only_on_the_release_it_was_written_for(
         assert eio_websocket.install()
         assert AsyncSocket._websocket_handler is eio_websocket.websocket_handler
         eio_websocket.uninstall()
-        monkeypatch.setattr(eio_websocket.metadata, "version", lambda _name: "4.99.0")
-        with caplog.at_level(logging.WARNING, logger="handoff.eio_websocket"):
+        monkeypatch.setattr(eio_release.metadata, "version", lambda _name: "4.99.0")
+        with caplog.at_level(logging.WARNING, logger="handoff.eio_release"):
             assert not eio_websocket.install()
         assert AsyncSocket._websocket_handler is not eio_websocket.websocket_handler
         assert "keeping its own websocket loop" in caplog.text
