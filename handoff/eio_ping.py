@@ -10,9 +10,9 @@ borrowers in front of the stand-in Rasa, ≈ 5,400 closed sockets with their pin
 timers, about half of the gateway's objects, and each full garbage collection of that heap
 stopped the event loop for up to ≈ 190 ms (docs/benchmarks.md, session 9).
 
-Here the socket keeps its ping task, and closing the socket cancels that task while it is
-still sleeping (a task already past its sleep is left to finish: it may itself be the one
-closing the socket, from `send` → `check_ping_timeout`). A socket that is closing or closed
+Here a socket knows its ping tasks while they sleep, and closing the socket cancels them (a
+task already past its sleep is left to finish: it may itself be the one closing the socket,
+from `send` → `check_ping_timeout`). A socket that is closing or closed
 starts no new ping task; the stock one would only have slept and found it closed. Installed
 only on the python-engineio release this was written against (`install`).
 """
@@ -35,17 +35,26 @@ _STOCK = {name: getattr(AsyncSocket, name) for name in ("schedule_ping", "_send_
 def schedule_ping(self: AsyncSocket) -> None:
     if self.closing or self.closed:
         return
-    self._loanbot_ping_task = self.server.start_background_task(self._send_ping)
+    self.server.start_background_task(self._send_ping)
+
+
+def sleeping_pings(sock: AsyncSocket) -> set[asyncio.Task[Any]]:
+    """The socket's ping tasks still in their sleep (usually one; a client that sends PONGs
+    unasked starts more, in engine.io as here)."""
+    tasks: set[asyncio.Task[Any]] = sock.__dict__.setdefault("_loanbot_sleeping_pings", set())
+    return tasks
 
 
 async def send_ping(self: AsyncSocket) -> None:
-    """engine.io's `_send_ping`, marking the sleep as the part a close may cancel."""
+    """engine.io's `_send_ping`, its sleep the part a close may cancel."""
     self.last_ping = None
-    self._loanbot_ping_sleeping = True
+    sleeping, task = sleeping_pings(self), asyncio.current_task()
+    assert task is not None
+    sleeping.add(task)
     try:
         await asyncio.sleep(self.server.ping_interval)
     finally:
-        self._loanbot_ping_sleeping = False
+        sleeping.discard(task)
     if not self.closing and not self.closed:
         self.last_ping = time.time()
         await self.send(packet.Packet(packet.PING))
@@ -56,16 +65,9 @@ async def close(self: AsyncSocket, wait: bool = True, abort: bool = False,
     try:
         await _STOCK["close"](self, wait=wait, abort=abort, reason=reason)
     finally:
-        cancel_sleeping_ping(self)
-
-
-def cancel_sleeping_ping(sock: AsyncSocket) -> None:
-    task = getattr(sock, "_loanbot_ping_task", None)
-    if task is None or not getattr(sock, "_loanbot_ping_sleeping", False):
-        return
-    if task is not asyncio.current_task():
-        task.cancel()
-    sock._loanbot_ping_task = None
+        # A sleeping task is suspended in its sleep, so it is never the one running this.
+        for task in sleeping_pings(self):
+            task.cancel()
 
 
 def install() -> bool:

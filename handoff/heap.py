@@ -9,9 +9,9 @@ and the gateway for ≈ 50–70 ms (up to ≈ 190 ms while closed sockets were s
 
 The objects alive once a server has started stay alive for its whole life, so `settle`
 collects once and freezes them (`gc.freeze`: the collector no longer walks them), and lets
-5,000 allocations pass between young collections. Measured in the same run, per 20 s: Rasa's
-collections 0.5 s → 0.06 s, the longest 440 → 18 ms; the gateway's 0.56 → 0.30 s, the
-longest 68 → 22 ms. (20,000 collected slightly less in Rasa but paused longer: up to 103 ms
+5,000 allocations pass between young collections. Measured the same way, per 20 s: each
+Rasa's collections ≈ 0.5 s → 0.05–0.09 s, the longest 440 → ≤ 25 ms; the gateway's
+0.56 → 0.30 s, the longest 68 → 22 ms. (20,000 collected slightly less in Rasa but paused longer: up to 103 ms
 in Rasa, 42 ms in the gateway.)
 """
 

@@ -62,7 +62,7 @@ async def test_a_closed_socket_is_freed_at_once_not_after_the_ping_interval() ->
     sock, disconnects = make_socket(ping_interval=60)
     sock.schedule_ping()
     await asyncio.sleep(0)  # the ping task starts its sleep
-    task = sock._loanbot_ping_task
+    (task,) = eio_ping.sleeping_pings(sock)
     await sock.close(wait=False, abort=True)
     assert disconnects == [sock.server.reason.SERVER_DISCONNECT]
     await asyncio.sleep(0)
@@ -79,27 +79,45 @@ async def test_a_closing_or_closed_socket_starts_no_ping_task() -> None:
     before = len(asyncio.all_tasks())
     sock.schedule_ping()  # a late PONG would do this
     assert len(asyncio.all_tasks()) == before
-    assert getattr(sock, "_loanbot_ping_task", None) is None
 
 
 async def test_a_ping_task_past_its_sleep_is_left_to_finish() -> None:
     sock, _ = make_socket(ping_interval=0.01)
     sent: list[Any] = []
+    senders: list[asyncio.Task[Any]] = []
     sending = asyncio.Event()
 
     async def slow_send(pkt: packet.Packet) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        senders.append(task)
         sending.set()
         await asyncio.sleep(0.05)
         sent.append(pkt.packet_type)
 
     sock.send = slow_send  # type: ignore[method-assign]
     sock.schedule_ping()
-    task = sock._loanbot_ping_task
     await asyncio.wait_for(sending.wait(), 1)
     await sock.close(wait=False, abort=True)  # while the task is sending its PING
+    (task,) = senders
     await asyncio.wait_for(task, 1)
     assert sent == [packet.PING]
     assert not task.cancelled()
+
+
+async def test_every_sleeping_ping_task_ends_with_the_socket() -> None:
+    """A client that sends PONGs unasked starts a ping task for each (engine.io does the
+    same); closing the socket ends all of them."""
+    sock, _ = make_socket(ping_interval=60)
+    sock.schedule_ping()
+    await sock.receive(packet.Packet(packet.PONG))
+    await asyncio.sleep(0)
+    tasks = set(eio_ping.sleeping_pings(sock))
+    assert len(tasks) == 2
+    await sock.close(wait=False, abort=True)
+    await asyncio.sleep(0)
+    assert all(task.cancelled() for task in tasks)
+    assert not eio_ping.sleeping_pings(sock)
 
 
 async def test_the_stock_ping_task_holds_a_closed_socket() -> None:
