@@ -42,7 +42,8 @@ blocking Rasa's event loop.
   out of the garbage collector's sight and young collections run every 5,000 allocations
   instead of 700 (`handoff/heap.py` says why; `LOANBOT_GC_YOUNG_THRESHOLD`, 0 = Python's
   collector as it is): a full collection of a loaded Rasa took 344 ms, during which it
-  answers no one; frozen, ≈ 0.
+  answers no one; frozen, ≈ 0. Loading another model (`PUT /model`) unfreezes the heap
+  first, so the replaced model can be collected, and settles it again once it is gone.
 
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `validator`, `sqlite`, `http`,
@@ -51,6 +52,8 @@ blocking Rasa's event loop.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -235,20 +238,54 @@ def gc_young_threshold(environ: Mapping[str, str] | None = None) -> int:
 
 def settle_heap_once_loaded(young_threshold: int) -> None:
     """Rasa loads its model in a listener that runs before the server takes requests
-    (`rasa.core.run.load_agent_on_start`); settle the heap right after it."""
+    (`rasa.core.run.load_agent_on_start`); settle the heap right after it.
+
+    A frozen object is never collected, so a model that `PUT /model` (the trainer's deploy)
+    or `POST /model/test` replaces would stay in memory for good: before such a load the
+    heap is unfrozen, and it is settled again once only one agent is left alive."""
+    from rasa import server
     from rasa.core import run
 
     from handoff import heap
 
-    original = run.load_agent_on_start
+    original_start = run.load_agent_on_start
+    original_load = server._load_agent
 
     async def load_agent_on_start(model_path: Any, endpoints: Any, remote_storage: Any,
                                   app: Any, loop: Any) -> Any:
-        agent = await original(model_path, endpoints, remote_storage, app, loop)
+        agent = await original_start(model_path, endpoints, remote_storage, app, loop)
         heap.settle(young_threshold)
         return agent
 
+    async def _load_agent(*args: Any, **kwargs: Any) -> Any:
+        gc.unfreeze()  # the model in use may be dropped after this load
+        agent = await original_load(*args, **kwargs)
+        asyncio.get_running_loop().call_later(
+            RESETTLE_SECONDS, resettle_when_one_agent, young_threshold, RESETTLE_TRIES)
+        return agent
+
     run.load_agent_on_start = load_agent_on_start
+    server._load_agent = _load_agent
+
+
+RESETTLE_SECONDS = 5.0  # the replaced agent's last turns finish before it is dropped
+RESETTLE_TRIES = 12
+
+
+def resettle_when_one_agent(young_threshold: int, tries_left: int) -> bool:
+    """Settle the heap if no agent but the one in use is alive; otherwise look again later,
+    and after the last try leave the heap unfrozen (only slower collections, no leak)."""
+    from rasa.core.agent import Agent
+
+    from handoff import heap
+
+    gc.collect()
+    if sum(1 for obj in gc.get_objects() if isinstance(obj, Agent)) <= 1:
+        return heap.settle(young_threshold)
+    if tries_left > 1:
+        asyncio.get_running_loop().call_later(
+            RESETTLE_SECONDS, resettle_when_one_agent, young_threshold, tries_left - 1)
+    return False
 
 
 def apply(names: tuple[str, ...] = PATCHES) -> None:

@@ -170,6 +170,7 @@ def test_the_heap_is_settled_right_after_rasa_loads_its_model(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import inspect
 
+    from rasa import server
     from rasa.core import run
 
     from handoff import heap
@@ -183,6 +184,7 @@ def test_the_heap_is_settled_right_after_rasa_loads_its_model(
         return "agent"
 
     monkeypatch.setattr(run, "load_agent_on_start", fake_load)
+    monkeypatch.setattr(server, "_load_agent", server._load_agent)  # restored after the test
     monkeypatch.setattr(heap, "settle", lambda threshold: order.append(("settle", threshold)))
     tuning.settle_heap_once_loaded(123)
     wrapped = run.load_agent_on_start
@@ -193,3 +195,65 @@ def test_the_heap_is_settled_right_after_rasa_loads_its_model(
     agent = asyncio.run(wrapped("m.tar.gz", None, None, None, None))
     assert agent == "agent"
     assert order == [("load", "m.tar.gz"), ("settle", 123)]
+
+
+def test_a_replaced_model_is_collectable_and_the_heap_settled_again_once_it_is_gone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PUT /model loads a new agent through rasa.server._load_agent; the old one must not stay
+    frozen (a frozen object is never collected)."""
+    import gc
+
+    from rasa import server
+    from rasa.core import run
+    from rasa.core.agent import Agent
+
+    from handoff import heap
+
+    calls: list[Any] = []
+    monkeypatch.setattr(run, "load_agent_on_start", run.load_agent_on_start)
+    monkeypatch.setattr(heap, "settle", lambda threshold: calls.append(("settle", threshold))
+                        or True)
+    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+    monkeypatch.setattr(tuning, "RESETTLE_SECONDS", 0.01)
+    live: dict[str, Any] = {"old": Agent()}  # the agent Rasa serves with now
+
+    async def fake_load_agent(**kwargs: Any) -> Agent:
+        calls.append("load")
+        return Agent()
+
+    monkeypatch.setattr(server, "_load_agent", fake_load_agent)
+    tuning.settle_heap_once_loaded(77)
+
+    async def switch() -> None:
+        live["new"] = await server._load_agent(model_path="m2.tar.gz")
+        await asyncio.sleep(0.05)  # Rasa still holds the old agent: not settled yet
+        assert ("settle", 77) not in calls
+        del live["old"]  # app.ctx.agent = new_agent; the last turn on the old one ends
+        for _ in range(100):
+            if ("settle", 77) in calls:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(switch())
+    assert calls[:2] == ["unfreeze", "load"]
+    assert calls[-1] == ("settle", 77)
+
+
+def test_the_heap_stays_unfrozen_if_an_old_agent_never_goes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.core.agent import Agent
+
+    from handoff import heap
+
+    settled: list[int] = []
+    monkeypatch.setattr(heap, "settle", settled.append)
+    monkeypatch.setattr(tuning, "RESETTLE_SECONDS", 0.01)
+    agents = [Agent(), Agent()]
+
+    async def look() -> None:
+        assert tuning.resettle_when_one_agent(77, tries_left=3) is False
+        await asyncio.sleep(0.2)  # the two later looks find both agents too, and stop
+
+    asyncio.run(look())
+    assert settled == []
+    assert len(agents) == 2
