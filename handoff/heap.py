@@ -11,8 +11,8 @@ The objects alive once a server has started stay alive for its whole life, so `s
 collects once and freezes them (`gc.freeze`: the collector no longer walks them), and lets
 5,000 allocations pass between young collections. Measured the same way, per 20 s: each
 Rasa's collections ≈ 0.5 s → 0.05–0.09 s, the longest 440 → ≤ 25 ms; the gateway's
-0.56 → 0.30 s, the longest 68 → 22 ms. (20,000 collected slightly less in Rasa but paused longer: up to 103 ms
-in Rasa, 42 ms in the gateway.)
+0.56 → 0.30 s, the longest 68 → 22 ms. (20,000 collected slightly less in Rasa but paused
+longer: up to 103 ms in Rasa, 42 ms in the gateway.)
 """
 
 from __future__ import annotations
