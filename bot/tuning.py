@@ -259,10 +259,11 @@ def settle_heap_once_loaded(young_threshold: int) -> None:
 
     async def _load_agent(*args: Any, **kwargs: Any) -> Any:
         gc.unfreeze()  # the model in use may be dropped after this load
-        agent = await original_load(*args, **kwargs)
-        asyncio.get_running_loop().call_later(
-            RESETTLE_SECONDS, resettle_when_one_agent, young_threshold, RESETTLE_TRIES)
-        return agent
+        try:
+            return await original_load(*args, **kwargs)
+        finally:  # a failed load leaves the old model in use: settle again all the same
+            asyncio.get_running_loop().call_later(
+                RESETTLE_SECONDS, resettle_when_one_agent, young_threshold, RESETTLE_TRIES)
 
     run.load_agent_on_start = load_agent_on_start
     server._load_agent = _load_agent
@@ -279,9 +280,9 @@ def resettle_when_one_agent(young_threshold: int, tries_left: int) -> bool:
 
     from handoff import heap
 
-    gc.collect()
+    gc.collect()  # a replaced agent that is garbage goes now, before the count
     if sum(1 for obj in gc.get_objects() if isinstance(obj, Agent)) <= 1:
-        return heap.settle(young_threshold)
+        return heap.settle(young_threshold, collected=True)
     if tries_left > 1:
         asyncio.get_running_loop().call_later(
             RESETTLE_SECONDS, resettle_when_one_agent, young_threshold, tries_left - 1)

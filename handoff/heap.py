@@ -23,12 +23,14 @@ import gc
 YOUNG_THRESHOLD = 5_000
 
 
-def settle(young_threshold: int = YOUNG_THRESHOLD) -> bool:
+def settle(young_threshold: int = YOUNG_THRESHOLD, *, collected: bool = False) -> bool:
     """Collect, freeze what is alive now, and set the young threshold; 0 (or less) leaves
-    Python's collector as it is. Call it once the process has built what it keeps."""
+    Python's collector as it is. Call it once the process has built what it keeps;
+    `collected=True` when the caller has just run a full collection itself."""
     if young_threshold <= 0:
         return False
-    gc.collect()
+    if not collected:
+        gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young_threshold, middle, old)

@@ -211,7 +211,7 @@ def test_a_replaced_model_is_collectable_and_the_heap_settled_again_once_it_is_g
 
     calls: list[Any] = []
     monkeypatch.setattr(run, "load_agent_on_start", run.load_agent_on_start)
-    monkeypatch.setattr(heap, "settle", lambda threshold: calls.append(("settle", threshold))
+    monkeypatch.setattr(heap, "settle", lambda threshold, **_: calls.append(("settle", threshold))
                         or True)
     monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
     monkeypatch.setattr(tuning, "RESETTLE_SECONDS", 0.01)
@@ -246,7 +246,7 @@ def test_the_heap_stays_unfrozen_if_an_old_agent_never_goes(
     from handoff import heap
 
     settled: list[int] = []
-    monkeypatch.setattr(heap, "settle", settled.append)
+    monkeypatch.setattr(heap, "settle", lambda threshold, **_: settled.append(threshold))
     monkeypatch.setattr(tuning, "RESETTLE_SECONDS", 0.01)
     agents = [Agent(), Agent()]
 
@@ -257,3 +257,31 @@ def test_the_heap_stays_unfrozen_if_an_old_agent_never_goes(
     asyncio.run(look())
     assert settled == []
     assert len(agents) == 2
+
+
+def test_a_failed_model_load_still_settles_the_heap_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PUT /model with a bad file: Rasa keeps the model it had, unfrozen by the attempt."""
+    from rasa import server
+    from rasa.core import run
+
+    from handoff import heap
+
+    settled: list[int] = []
+    monkeypatch.setattr(run, "load_agent_on_start", run.load_agent_on_start)
+    monkeypatch.setattr(heap, "settle", lambda threshold, **_: settled.append(threshold))
+    monkeypatch.setattr(tuning, "RESETTLE_SECONDS", 0.01)
+
+    async def failing_load(**kwargs: Any) -> Any:
+        raise OSError("no such model file")
+
+    monkeypatch.setattr(server, "_load_agent", failing_load)
+    tuning.settle_heap_once_loaded(77)
+
+    async def attempt() -> None:
+        with pytest.raises(OSError, match="no such model file"):
+            await server._load_agent(model_path="missing.tar.gz")
+        await asyncio.sleep(0.2)
+
+    asyncio.run(attempt())
+    assert settled == [77]

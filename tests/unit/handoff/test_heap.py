@@ -27,7 +27,7 @@ garbage = []
 for _ in range(1000):                          # cycles to be collected before freezing
     a = []; a.append(a); garbage.append(a)
 del garbage, a
-settled = heap.settle({threshold})
+settled = heap.settle({threshold}{extra})
 print(json.dumps({{"settled": settled, "threshold": gc.get_threshold(),
                   "frozen": gc.get_freeze_count(), "garbage_left": gc.collect()}}))
 gc.unfreeze()
@@ -36,8 +36,8 @@ print(json.dumps({{"garbage_frozen": gc.collect()}}))
 
 
 def test_settle_freezes_what_lives_and_raises_the_young_threshold() -> None:
-    baseline = in_fresh_process(PROBE.format(threshold=0))
-    settled = in_fresh_process(PROBE.format(threshold=20_000))
+    baseline = in_fresh_process(PROBE.format(threshold=0, extra=''))
+    settled = in_fresh_process(PROBE.format(threshold=20_000, extra=''))
     assert baseline["settled"] is False
     assert baseline["frozen"] == 0
     assert baseline["threshold"] == [700, 10, 10]
@@ -48,6 +48,14 @@ def test_settle_freezes_what_lives_and_raises_the_young_threshold() -> None:
     assert baseline["garbage_left"] >= 1000  # the cycles, for the collector to find
     assert settled["garbage_left"] == 0
     assert settled["garbage_frozen"] == 0  # collected before freezing, not frozen
+
+
+def test_a_caller_that_has_just_collected_is_not_collected_for_again() -> None:
+    """`collected=True` skips settle's own full collection (the caller ran one): what is
+    there is frozen as it is, garbage the caller left included."""
+    settled = in_fresh_process(PROBE.format(threshold=20_000, extra=", collected=True"))
+    assert settled["settled"] is True
+    assert settled["garbage_frozen"] >= 1000  # not collected by settle: frozen with the rest
 
 
 def test_the_gateway_settles_by_default_and_0_leaves_the_collector_alone() -> None:
