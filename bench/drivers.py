@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench.stats import LevelResult, Turn
+from bench.stats import LevelResult
 from bench.utterances import Conversation, conversations
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,13 @@ async def rest_conversation(http: aiohttp.ClientSession, rasa_urls: list[str],
                     raise aiohttp.ClientResponseError(
                         resp.request_info, (), status=resp.status)
         except asyncio.TimeoutError:
-            result.turns.append(Turn(sent, None, conv.kind))
+            result.record(sent, None, conv.kind)
             return
         except (aiohttp.ClientError, ValueError):
             result.errors += 1
             await asyncio.sleep(0.1)
             return
-        result.turns.append(Turn(sent, now(), conv.kind))
+        result.record(sent, now(), conv.kind)
         if n == conv.handoff_turn and _has_handoff(replies):
             # No agent in vanilla Rasa: give the conversation straight back, as the
             # gateway does when an agent returns the borrower (not a timed turn).
@@ -341,7 +341,7 @@ async def gateway_conversation(url: str, clock: HandoffClock, conv: Conversation
             if n == conv.handoff_turn:
                 clock.trigger(borrower.session_id, sent)
             answered = await borrower.say(text)
-            result.turns.append(Turn(sent, answered, conv.kind))
+            result.record(sent, answered, conv.kind)
             if answered is None:
                 break
             if n == conv.handoff_turn:

@@ -20,12 +20,10 @@ def test_nearest_rank_percentile() -> None:
 
 def test_window_counts_replies_inside_it_and_latencies_of_messages_sent_inside_it() -> None:
     level = LevelResult("x", 2, start=10.0, end=20.0)
-    level.turns = [
-        Turn(9.0, 10.5),    # sent in warm-up: counted for throughput, not for latency
-        Turn(12.0, 12.1),
-        Turn(19.0, 25.0),   # slow, answered after the window: latency yes, throughput no
-        Turn(15.0, None),   # timed out
-    ]
+    level.record(9.0, 10.5)    # sent in warm-up: counted for throughput, not for latency
+    level.record(12.0, 12.1)
+    level.record(19.0, 25.0)   # slow, answered after the window: latency yes, throughput no
+    level.record(15.0, None)   # timed out
     assert level.throughput == 2 / 10
     assert [round(x, 3) for x in sorted(level.latencies)] == [0.1, 6.0]
     assert level.timeouts == 1
@@ -121,3 +119,19 @@ def test_a_second_section_is_appended_then_replaced_in_place(tmp_path: Path) -> 
     assert text.count("bench-think:begin") == 1 and "| gateway | 50 | 95.0 |" in text
     assert "| gateway | 50 | 120.0 |" in text and "pause 3 s" in text
     assert (tmp_path / "bench-think-latency.png").is_file()
+
+
+def test_a_kept_turn_is_not_tracked_by_the_collector() -> None:
+    """A level keeps every turn until its report; tracked, they lengthen the load generator's
+    own collections, which pause the borrowers it drives."""
+    import gc
+
+    level = LevelResult("x", 2, start=0.0, end=200.0)
+    for i in range(100):
+        level.record(float(i), float(i) + 0.01, "rate")
+    level.record(1.0, None, "progress")
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in level.log)
+    turns = level.turns
+    assert turns[0] == Turn(0.0, 0.01, "rate") and turns[-1].latency is None
+    assert len(level.latencies) == 100 and level.timeouts == 1
