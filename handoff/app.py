@@ -39,6 +39,7 @@ from handoff.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from handoff.placement import Placement
 from handoff.policy import Policy
 from handoff.rasa_client import RasaClient
 from handoff.replay_marks import LocalManager, LocalMarks, RedisManager, RedisMarks, ReplayMarks
@@ -165,6 +166,7 @@ def build_gateway(
         settings.rasa_urls or settings.rasa_url,
         timeout_seconds=settings.rasa_timeout_seconds, token=settings.rasa_token,
         connections_per_instance=settings.rasa_connections,
+        placement=Placement(settings.rasa_placement),
     )
     marks: ReplayMarks = (RedisMarks(settings.redis_url, settings.redis_channel)
                           if settings.redis_url else LocalMarks())

@@ -5,12 +5,18 @@ stays stateless from the gateway's point of view (see docs/protocol.md for the r
 Every call has explicit timeouts; failures surface as :class:`RasaUnavailable` so the
 transport can hand the borrower to a human instead of leaving them waiting.
 
-With several Rasa instances (HANDOFF_RASA_URLS) each conversation goes to one instance chosen
-by rendezvous hashing on the session id (handoff.sharding), so one instance's lock serialises
-its turns. Only when the owner refuses the connection (nothing was processed) does the call
-move to the next instance in the session's ranking; Rasa's tracker store is shared
+With several Rasa instances (HANDOFF_RASA_URLS) every call of a conversation goes to one
+instance, so that instance's lock serialises its turns: the least busy one when the session is
+first placed, or the one rendezvous hashing on the session id picks (handoff.placement says
+which and why). Only when that instance refuses the connection (nothing was processed) does
+the call move to the next instance in the session's ranking; Rasa's tracker store is shared
 (PostgreSQL), so that instance continues the same conversation. A timeout is not retried
 elsewhere: the owner may still be working on the turn.
+
+Tracker events (the resume when an agent gives the borrower back) go before the messages
+waiting for a connection: the borrower's next message waits for them under the session's
+lock, and behind the queue they made that message wait for the queue twice (docs/
+benchmarks.md, session 10).
 
 Connections: each Rasa instance gets at most `connections_per_instance` keep-alive connections,
 reused turn after turn; calls beyond that wait here, in order (handoff.rasa_http, which also
@@ -19,7 +25,10 @@ concurrent conversations (docs/benchmarks.md, session 6): under aiohttp's defaul
 connections shared by every instance) new connections kept being opened, and a busy Rasa read
 a request on a new connection late: the slowest calls, all on new connections, waited 10 s
 before Rasa's handler started, while each turn took about 15 ms once started. A per-instance
-cap also keeps one slow instance from taking the connections the others need.
+cap also keeps one slow instance from taking the connections the others need. A small cap
+(4, since session 10) keeps the queue here, where it is in order and resume events go first,
+rather than inside Rasa, which runs one turn at a time anyway: with two Rasa at 50 busy
+conversations p99 fell from 785–882 to 568–705 ms against 16, throughput unchanged.
 """
 
 from __future__ import annotations
@@ -33,8 +42,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import async_timeout
 
+from handoff.placement import LEAST_BUSY, Placement
 from handoff.rasa_http import ConnectFailed, ConnectionPool, HttpError, Origin
-from handoff.sharding import rank
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +66,8 @@ class RasaClient:
         timeout_seconds: float = 10.0,
         connect_timeout_seconds: float = 3.0,
         token: str | None = None,
-        connections_per_instance: int = 16,
+        connections_per_instance: int = 4,
+        placement: Placement | None = None,
     ) -> None:
         if connections_per_instance < 1:
             raise ValueError("connections_per_instance must be at least 1")
@@ -73,6 +83,7 @@ class RasaClient:
         self._query = f"?{urlencode({'token': token})}" if token else ""
         self._connections = connections_per_instance
         self._calls = {url: 0 for url in self.base_urls}  # in flight: running or waiting
+        self.placement = placement if placement is not None else Placement(LEAST_BUSY)
         # Pools are made lazily, inside the running loop their connections belong to.
         self._pools: dict[str, ConnectionPool] = {}
 
@@ -101,7 +112,7 @@ class RasaClient:
     async def append_events(self, session_id: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Append tracker events, e.g. ``resume`` when a human returns the borrower."""
         path = f"/conversations/{quote(session_id, safe='')}/tracker/events"
-        await self._post_routed(session_id, path, [dict(e) for e in events])
+        await self._post_routed(session_id, path, [dict(e) for e in events], urgent=True)
 
     def calls_now(self) -> dict[str, tuple[int, int]]:
         """Per instance (host:port[/path], never credentials), calls (running, waiting for one of
@@ -113,16 +124,18 @@ class RasaClient:
         }
 
     def instances_for(self, session_id: str) -> list[str]:
-        """The Rasa URLs for a session: its owner first, then the fall-backs in order."""
-        return rank(session_id, self.base_urls)
+        """The Rasa URLs for a session: its own first (placed now if it has none), then the
+        fall-backs in order."""
+        return self.placement.instances_for(session_id, self.base_urls, self._calls)
 
-    async def _post_routed(self, session_id: str, path: str, body: Any) -> Any:
+    async def _post_routed(self, session_id: str, path: str, body: Any, *,
+                           urgent: bool = False) -> Any:
         candidates = self.instances_for(session_id)
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         for i, base in enumerate(candidates):
             self._calls[base] += 1
             try:
-                return await self._post(base, path, payload)
+                return await self._post(base, path, payload, urgent)
             except _Refused as exc:
                 if i == len(candidates) - 1:
                     raise RasaUnavailable(str(exc)) from exc
@@ -132,7 +145,7 @@ class RasaClient:
                 self._calls[base] -= 1
         raise RasaUnavailable("no Rasa instance")  # unreachable: candidates is never empty
 
-    async def _post(self, base: str, path: str, payload: bytes) -> Any:
+    async def _post(self, base: str, path: str, payload: bytes, urgent: bool) -> Any:
         """One call; the wait for a connection counts against the total, as the turn does,
         while opening one has its own shorter limit."""
         pool = self._pool(base)
@@ -142,7 +155,8 @@ class RasaClient:
             # of its own, two more loop turns on every call (docs/benchmarks.md, session 8).
             async with async_timeout.timeout(self._timeout):
                 status, data = await pool.request("POST", path + self._query, payload,
-                                                  connect_timeout=self._connect_timeout)
+                                                  connect_timeout=self._connect_timeout,
+                                                  urgent=urgent)
         except ConnectFailed as exc:
             # Connection refused / unreachable: the request never reached Rasa.
             raise _Refused(f"{label}: {exc}") from exc

@@ -99,7 +99,8 @@ class _ServerClosed(HttpError):
 
 class ConnectionPool:
     """At most `limit` connections to one origin; callers beyond that wait in arrival order
-    and are handed a connection (or a free slot to open one) as soon as a call ends."""
+    and are handed a connection (or a free slot to open one) as soon as a call ends. Urgent
+    callers wait in a line of their own, served first."""
 
     def __init__(self, origin: Origin, limit: int) -> None:
         if limit < 1:
@@ -109,6 +110,7 @@ class ConnectionPool:
         self._idle: list[_Connection] = []          # most recently used last
         self._open = 0                              # idle + in use + being opened
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self._urgent: deque[asyncio.Future[_Connection | None]] = deque()
         self._ssl = ssl.create_default_context() if origin.scheme == "https" else None
 
     @property
@@ -116,9 +118,10 @@ class ConnectionPool:
         return self._open
 
     async def request(self, method: str, target: str, body: bytes, *,
-                      connect_timeout: float) -> tuple[int, bytes]:
-        """Send one request (target: path and query) and return (status, body)."""
-        conn = await self._acquire(connect_timeout)
+                      connect_timeout: float, urgent: bool = False) -> tuple[int, bytes]:
+        """Send one request (target: path and query) and return (status, body); an urgent
+        one goes before every non-urgent caller still waiting for a connection."""
+        conn = await self._acquire(connect_timeout, urgent)
         reusable = False
         try:
             status, data, reusable = await self._exchange(conn, method, target, body)
@@ -133,9 +136,9 @@ class ConnectionPool:
 
     # -- the pool ----------------------------------------------------------------------
 
-    async def _acquire(self, connect_timeout: float) -> _Connection:
+    async def _acquire(self, connect_timeout: float, urgent: bool = False) -> _Connection:
         loop = asyncio.get_running_loop()
-        if not self._waiters:
+        if not self._waiters and not self._urgent:
             now = loop.time()
             while self._idle:
                 conn = self._idle.pop()
@@ -146,7 +149,7 @@ class ConnectionPool:
                 self._open += 1
                 return await self._connect(connect_timeout)
         waiter: asyncio.Future[_Connection | None] = loop.create_future()
-        self._waiters.append(waiter)
+        (self._urgent if urgent else self._waiters).append(waiter)
         try:
             handed = await waiter
         except BaseException:
@@ -190,11 +193,10 @@ class ConnectionPool:
         now = asyncio.get_running_loop().time()
         if reusable and conn.alive:
             conn.idle_since = now
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(conn)
-                    return
+            waiter = self._next_waiter()
+            if waiter is not None:
+                waiter.set_result(conn)
+                return
             self._idle.append(conn)
             return
         self._discard(conn)
@@ -208,16 +210,24 @@ class ConnectionPool:
         """A connection closed: let the first waiter open one in its place."""
         if self._open >= self.limit:
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._open += 1
-                waiter.set_result(None)
-                return
+        waiter = self._next_waiter()
+        if waiter is not None:
+            self._open += 1
+            waiter.set_result(None)
+
+    def _next_waiter(self) -> asyncio.Future[_Connection | None] | None:
+        """The first caller still waiting, urgent ones first (taken out of its line)."""
+        for line in (self._urgent, self._waiters):
+            while line:
+                waiter = line.popleft()
+                if not waiter.done():
+                    return waiter
+        return None
 
     def _remove_waiter(self, waiter: asyncio.Future[_Connection | None]) -> None:
-        with contextlib.suppress(ValueError):   # already handed something and gone
-            self._waiters.remove(waiter)
+        for line in (self._urgent, self._waiters):
+            with contextlib.suppress(ValueError):   # already handed something and gone
+                line.remove(waiter)
 
     # -- one exchange ------------------------------------------------------------------
 

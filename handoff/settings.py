@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from handoff import heap
+from handoff import heap, placement
 from handoff.errors import ConfigError
 
 SECRET_FILE_NAME = "handoff_secret"
@@ -73,9 +73,14 @@ class Settings:
     # Every Rasa instance; a session always goes to the same one (handoff.sharding).
     # rasa_url is the first of them.
     rasa_urls: tuple[str, ...] = ()
-    # Keep-alive connections to each Rasa instance; calls beyond them queue in the gateway
-    # (handoff/rasa_client.py says why).
-    rasa_connections: int = 16
+    # Keep-alive connections to each Rasa instance; calls beyond them queue in the gateway,
+    # where resume events can go first (handoff/rasa_client.py says why, and why only 4).
+    rasa_connections: int = 4
+    # Which instance a new session goes to (handoff/placement.py): "least-busy" (this node's
+    # fewest calls outstanding; one gateway node) or "hash" (rendezvous hashing, which every
+    # node computes alike). Default: "hash" with the Redis manager (several nodes), else
+    # "least-busy".
+    rasa_placement: str = "least-busy"
     # This gateway process among several sharing one database: agent sockets are recorded per
     # node, and a node whose heartbeat is older than node_ttl_seconds counts as dead.
     node_id: str = "local"
@@ -111,7 +116,10 @@ class Settings:
             rasa_url=rasa_urls[0],
             rasa_urls=rasa_urls,
             rasa_timeout_seconds=_float(env, "HANDOFF_RASA_TIMEOUT", 30.0, low=0.1, high=300),
-            rasa_connections=_int(env, "HANDOFF_RASA_CONNECTIONS", 16, low=1, high=1000),
+            rasa_connections=_int(env, "HANDOFF_RASA_CONNECTIONS", 4, low=1, high=1000),
+            rasa_placement=_choice(env, "HANDOFF_RASA_PLACEMENT",
+                                   placement.HASH if _redis_url(env) else placement.LEAST_BUSY,
+                                   placement.MODES),
             secret=_secret(env, var_dir),
             token_ttl_seconds=_int(env, "HANDOFF_TOKEN_TTL", 8 * 3600, low=60, high=7 * 86400),
             grace_seconds=_int(env, "HANDOFF_GRACE_SECONDS", 30, low=0, high=3600),

@@ -19,11 +19,25 @@ def test_defaults_are_one_rasa_and_a_node_named_after_host_and_port(tmp_path: Pa
     assert s.rasa_urls == (s.rasa_url,) == ("http://127.0.0.1:5005",)
     assert s.node_id.endswith(":8123") and s.redis_url is None
     assert s.redis_channel == "loanbot-socketio" and s.node_ttl_seconds == 15
-    assert s.rasa_connections == 16
+    assert s.rasa_connections == 4 and s.rasa_placement == "least-busy"
 
 
 def test_connections_per_rasa_instance(tmp_path: Path) -> None:
     assert Settings.from_env(_env(tmp_path, HANDOFF_RASA_CONNECTIONS="4")).rasa_connections == 4
+
+
+def test_placement_is_least_busy_on_one_node_and_the_hash_with_redis(tmp_path: Path) -> None:
+    """Only the node that placed a session knows where: several nodes (the Redis manager)
+    must compute the same instance, so they keep to the hash unless told otherwise."""
+    assert Settings.from_env(_env(tmp_path)).rasa_placement == "least-busy"
+    redis = {"HANDOFF_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    assert Settings.from_env(_env(tmp_path, **redis)).rasa_placement == "hash"
+    assert Settings.from_env(_env(tmp_path, HANDOFF_RASA_PLACEMENT="hash")).rasa_placement \
+        == "hash"
+    assert Settings.from_env(_env(tmp_path, HANDOFF_RASA_PLACEMENT="least-busy",
+                                  **redis)).rasa_placement == "least-busy"
+    with pytest.raises(ConfigError, match="HANDOFF_RASA_PLACEMENT"):
+        Settings.from_env(_env(tmp_path, HANDOFF_RASA_PLACEMENT="random"))
 
 
 def test_rasa_urls_list_wins_and_first_is_rasa_url(tmp_path: Path) -> None:

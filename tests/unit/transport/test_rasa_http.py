@@ -407,3 +407,62 @@ def test_a_connection_lost_while_the_request_is_written_is_an_http_error(loop_ki
             pool.close()
 
     run_with(echo_text, test)
+
+
+def test_urgent_callers_are_served_before_those_already_waiting() -> None:
+    """Resume events wait in a line of their own: the borrower's next message waits for them
+    under the session's lock, so behind the queue it would wait for the queue twice."""
+
+    async def test(server: ScriptedServer) -> list[str]:
+        gate = asyncio.Event()
+        order: list[str] = []
+
+        async def gated(request: bytes) -> bytes:
+            await gate.wait()
+            body = json.loads(request.split(b"\r\n\r\n", 1)[1])
+            order.append(body["sender"])
+            return await echo_text(request)
+
+        server.answer = gated
+        pool = ConnectionPool(Origin.from_url(server.url), 1)
+
+        def call(name: str, urgent: bool = False) -> asyncio.Future[Any]:
+            body = json.dumps({"sender": name, "message": "x"}).encode()
+            return asyncio.ensure_future(
+                pool.request("POST", "/", body, connect_timeout=3, urgent=urgent))
+
+        try:
+            calls = [call("running")]
+            await asyncio.sleep(0.05)
+            for name, urgent in (("a", False), ("b", False), ("resume-1", True),
+                                 ("c", False), ("resume-2", True)):
+                calls.append(call(name, urgent))
+                await asyncio.sleep(0.01)
+            gate.set()
+            await asyncio.gather(*calls)
+            return order
+        finally:
+            pool.close()
+
+    assert run_with(echo_text, test) == ["running", "resume-1", "resume-2", "a", "b", "c"]
+
+
+def test_a_cancelled_urgent_caller_leaves_its_line_and_the_slot_passes_on() -> None:
+    async def test(server: ScriptedServer) -> int:
+        pool = ConnectionPool(Origin.from_url(server.url), 1)
+        try:
+            held = await pool._acquire(3)
+            urgent = asyncio.ensure_future(pool._acquire(3, urgent=True))
+            normal = asyncio.ensure_future(pool._acquire(3))
+            await asyncio.sleep(0.01)
+            urgent.cancel()
+            await asyncio.sleep(0.01)
+            assert not pool._urgent and len(pool._waiters) == 1
+            pool._release(held, False)                # closed: the right to open one passes on
+            conn = await asyncio.wait_for(normal, 2)
+            pool._release(conn, True)
+            return pool.open_connections
+        finally:
+            pool.close()
+
+    assert run_with(echo_text, test) == 1

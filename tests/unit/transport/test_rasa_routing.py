@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from handoff.placement import HASH, LEAST_BUSY, Placement
 from handoff.rasa_client import RasaClient, RasaUnavailable
 from handoff.sharding import owner
 from tests.integration.fake_rasa import FakeRasa, free_port
@@ -84,3 +85,56 @@ def test_server_error_is_not_retried_on_another_instance(three: list[FakeRasa]) 
 def test_needs_a_url() -> None:
     with pytest.raises(ValueError):
         RasaClient([])
+
+
+def test_a_new_session_goes_to_the_less_busy_instance_and_stays_there() -> None:
+    """Least-busy placement (one gateway node): with the hash owner busy, a new session
+    starts on the other instance, and every later message and its resume events follow it
+    there even once the owner is idle again."""
+    with FakeRasa(slow_seconds=0.5) as a, FakeRasa(slow_seconds=0.5) as b:
+        urls = [a.url, b.url]
+        session = "placed-session-000000"
+        busy_url = owner(session, urls)
+        busy, other = (a, b) if busy_url == a.url else (b, a)
+        client = RasaClient(urls, placement=Placement(LEAST_BUSY))
+
+        async def run() -> None:
+            try:
+                # three slow calls keep the owner busy (sessions that live there)
+                hogs = [s for s in (f"hog-{i:03d}-0123456789" for i in range(100))
+                        if owner(s, urls) == busy_url][:3]
+                slow = [asyncio.ensure_future(client.send_message(h, "慢")) for h in hogs]
+                await asyncio.sleep(0.1)
+                await client.send_message(session, "第0句")
+                await asyncio.gather(*slow)
+                await client.send_message(session, "第1句")
+                await client.append_events(session, [{"event": "resume"}])
+            finally:
+                await client.close()
+
+        asyncio.run(run())
+        assert other.texts_from(session) == ["第0句", "第1句"]
+        assert other.events_for(session) == [{"event": "resume"}]
+        assert not busy.texts_from(session) and not busy.events_for(session)
+
+
+def test_hash_placement_keeps_the_owner_however_busy() -> None:
+    with FakeRasa(slow_seconds=0.3) as a, FakeRasa(slow_seconds=0.3) as b:
+        urls = [a.url, b.url]
+        session = "hashed-session-000000"
+        client = RasaClient(urls, placement=Placement(HASH))
+
+        async def run() -> None:
+            try:
+                hogs = [s for s in (f"hog-{i:03d}-0123456789" for i in range(100))
+                        if owner(s, urls) == owner(session, urls)][:3]
+                slow = [asyncio.ensure_future(client.send_message(h, "慢")) for h in hogs]
+                await asyncio.sleep(0.1)
+                await client.send_message(session, "你好")
+                await asyncio.gather(*slow)
+            finally:
+                await client.close()
+
+        asyncio.run(run())
+        mine = {a.url: a, b.url: b}[owner(session, urls)]
+        assert mine.texts_from(session) == ["你好"]
