@@ -13,8 +13,12 @@ call of the session goes to the same instance, so Rasa's own lock still orders i
 its tracker stays warm in that instance. Only this node knows the choice, so several gateway
 nodes must keep to the hash, which every node computes alike (settings: HANDOFF_RASA_PLACEMENT).
 
-A choice is forgotten only when the session ends or when more than `capacity` sessions have
-been placed since it was last used; a session placed again continues from the shared tracker
+An instance that has refused a connection counts as fully busy for a few seconds
+(handoff.rasa_client), so new sessions are not placed on an instance that is down, and a
+session whose instance refused stays on the one that answered.
+
+A choice is forgotten only when more than `capacity` sessions have been placed since it was
+last used (or the node restarts); a session placed again continues from the shared tracker
 store on whichever instance it lands. Pure: no I/O.
 """
 
@@ -68,6 +72,9 @@ class Placement:
         """The instance this node sends the session to, if it has placed it."""
         return self._chosen.get(session_id)
 
-    def forget(self, session_id: str) -> None:
-        """The session has ended: its next call, if any, is placed afresh."""
-        self._chosen.pop(session_id, None)
+    def moved(self, session_id: str, node: str) -> None:
+        """A fall-back answered the session's call (its own instance refused): it stays
+        there, rather than trying the refusing instance first on every later call."""
+        if self.mode == LEAST_BUSY:
+            self._chosen[session_id] = node
+            self._chosen.move_to_end(session_id)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -50,6 +51,12 @@ log = logging.getLogger(__name__)
 # A reply from Rasa's REST channel: {"recipient_id", "text"?, "buttons"?, "image"?,
 # "custom"?, "attachment"?}.
 RasaReply = dict[str, Any]
+
+
+# After refusing a connection an instance counts as fully busy for this long: new sessions
+# go elsewhere instead of paying a refused connection (or a connect timeout) on every call.
+REFUSED_SECONDS = 5.0
+_REFUSED_LOAD = 1_000_000
 
 
 class RasaUnavailable(Exception):
@@ -84,6 +91,7 @@ class RasaClient:
         self._connections = connections_per_instance
         self._calls = {url: 0 for url in self.base_urls}  # in flight: running or waiting
         self.placement = placement if placement is not None else Placement(LEAST_BUSY)
+        self._refused_until: dict[str, float] = {}
         # Pools are made lazily, inside the running loop their connections belong to.
         self._pools: dict[str, ConnectionPool] = {}
 
@@ -126,7 +134,17 @@ class RasaClient:
     def instances_for(self, session_id: str) -> list[str]:
         """The Rasa URLs for a session: its own first (placed now if it has none), then the
         fall-backs in order."""
-        return self.placement.instances_for(session_id, self.base_urls, self._calls)
+        return self.placement.instances_for(session_id, self.base_urls, self._load())
+
+    def _load(self) -> Mapping[str, int]:
+        """Calls outstanding per instance, an instance that refused lately as fully busy."""
+        if not self._refused_until:
+            return self._calls
+        now = time.monotonic()
+        for url in [u for u, until in self._refused_until.items() if until <= now]:
+            del self._refused_until[url]
+        return {url: n + (_REFUSED_LOAD if url in self._refused_until else 0)
+                for url, n in self._calls.items()}
 
     async def _post_routed(self, session_id: str, path: str, body: Any, *,
                            urgent: bool = False) -> Any:
@@ -135,8 +153,12 @@ class RasaClient:
         for i, base in enumerate(candidates):
             self._calls[base] += 1
             try:
-                return await self._post(base, path, payload, urgent)
+                answer = await self._post(base, path, payload, urgent)
+                if i:
+                    self.placement.moved(session_id, base)
+                return answer
             except _Refused as exc:
+                self._refused_until[base] = time.monotonic() + REFUSED_SECONDS
                 if i == len(candidates) - 1:
                     raise RasaUnavailable(str(exc)) from exc
                 log.warning("Rasa %s refused the connection; trying %s", _instance_label(base),

@@ -67,17 +67,6 @@ def test_an_instance_taken_out_of_the_list_moves_its_sessions() -> None:
     assert placement.chosen(session) == others[1]
 
 
-def test_a_forgotten_session_is_placed_afresh() -> None:
-    placement = Placement(LEAST_BUSY)
-    session = _sessions(1)[0]
-    owner, runner_up, _ = rank(session, NODES)
-    placement.instances_for(session, NODES, {})
-    placement.forget(session)
-    placement.forget("never-placed")
-    assert placement.chosen(session) is None
-    assert placement.instances_for(session, NODES, {owner: 4})[0] == runner_up
-
-
 def test_the_least_recently_used_choice_goes_first_when_full() -> None:
     placement = Placement(LEAST_BUSY, capacity=3)
     a, b, c, d = _sessions(4)
@@ -100,3 +89,16 @@ def test_one_instance_needs_no_choice() -> None:
 def test_bad_settings_are_refused(mode: str, capacity: int) -> None:
     with pytest.raises(ValueError):
         Placement(mode, capacity)
+
+
+def test_a_session_answered_by_a_fall_back_moves_there() -> None:
+    placement = Placement(LEAST_BUSY)
+    session = _sessions(1)[0]
+    owner, runner_up, last = rank(session, NODES)
+    placement.instances_for(session, NODES, {})
+    placement.moved(session, runner_up)
+    assert placement.instances_for(session, NODES, {}) == [runner_up, owner, last]
+    hashed = Placement(HASH)
+    hashed.moved(session, runner_up)
+    assert hashed.instances_for(session, NODES, {}) == [owner, runner_up, last]
+    assert len(hashed) == 0

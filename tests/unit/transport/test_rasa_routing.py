@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,43 @@ def test_hash_placement_keeps_the_owner_however_busy() -> None:
         asyncio.run(run())
         mine = {a.url: a, b.url: b}[owner(session, urls)]
         assert mine.texts_from(session) == ["你好"]
+
+
+def test_a_refusing_instance_gets_no_new_sessions_and_a_moved_session_stays_moved() -> None:
+    """Least-busy placement and fail-over: an instance that is down has no calls outstanding,
+    so without a memory of its refusals every new session would be placed on it and pay a
+    refused connection (or a connect timeout) on every call."""
+    with FakeRasa() as a, FakeRasa() as b:
+        urls = [a.url, b.url]
+        client = RasaClient(urls, placement=Placement(LEAST_BUSY))
+        owned_by_a = [s for s in (f"down-{i:03d}-0123456789" for i in range(200))
+                      if owner(s, urls) == a.url][:4]
+        moved, fresh = owned_by_a[0], owned_by_a[1:]
+        tried: list[str] = []
+        post = client._post
+
+        async def logged(base: str, path: str, payload: bytes, urgent: bool) -> Any:
+            tried.append(base)
+            return await post(base, path, payload, urgent)
+
+        client._post = logged  # type: ignore[method-assign]
+
+        async def run() -> None:
+            try:
+                await client.send_message(moved, "第0句")       # placed on a (idle: the hash)
+                a.go_down()
+                await client.close()    # its kept connection gone too, as when a Rasa stops
+                await client.send_message(moved, "第1句")       # refused by a, answered by b
+                tried.clear()
+                for session in fresh:                           # a's by the hash, placed on b
+                    await client.send_message(session, "你好")
+                assert tried == [b.url] * len(fresh)
+                a.come_up()
+                await client.send_message(moved, "第2句")       # stays where it was answered
+            finally:
+                await client.close()
+
+        asyncio.run(run())
+        assert a.texts_from(moved) == ["第0句"]
+        assert b.texts_from(moved) == ["第1句", "第2句"]
+        assert all(b.texts_from(s) == ["你好"] for s in fresh)
