@@ -70,7 +70,7 @@ class Settings:
     redis_url: str | None = None
     # Pub/sub channel of the Redis manager; every gateway node of one deployment uses the same.
     redis_channel: str = "loanbot-socketio"
-    # Every Rasa instance; a session always goes to the same one (handoff.sharding).
+    # Every Rasa instance; a session always goes to the same one (handoff.placement).
     # rasa_url is the first of them.
     rasa_urls: tuple[str, ...] = ()
     # Keep-alive connections to each Rasa instance; calls beyond them queue in the gateway,
