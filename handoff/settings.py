@@ -106,6 +106,7 @@ class Settings:
         env = os.environ if environ is None else environ
         var_dir = Path(_str(env, "HANDOFF_VAR_DIR", "var"))
         rasa_urls = _rasa_urls(env)
+        redis_url = _redis_url(env)
         port = _int(env, "HANDOFF_PORT", 8080, low=1, high=65535)
         policy_file = Path(_str(env, "HANDOFF_POLICY_FILE", "config/handoff.yml"))
         limits = _file_limits(policy_file)
@@ -118,7 +119,7 @@ class Settings:
             rasa_timeout_seconds=_float(env, "HANDOFF_RASA_TIMEOUT", 30.0, low=0.1, high=300),
             rasa_connections=_int(env, "HANDOFF_RASA_CONNECTIONS", 4, low=1, high=1000),
             rasa_placement=_choice(env, "HANDOFF_RASA_PLACEMENT",
-                                   placement.HASH if _redis_url(env) else placement.LEAST_BUSY,
+                                   placement.HASH if redis_url else placement.LEAST_BUSY,
                                    placement.MODES),
             secret=_secret(env, var_dir),
             token_ttl_seconds=_int(env, "HANDOFF_TOKEN_TTL", 8 * 3600, low=60, high=7 * 86400),
@@ -140,7 +141,7 @@ class Settings:
             cors_origins=tuple(
                 o.strip() for o in _str(env, "HANDOFF_CORS_ORIGINS", "").split(",") if o.strip()
             ),
-            redis_url=_redis_url(env),
+            redis_url=redis_url,
             redis_channel=_name(env, "HANDOFF_REDIS_CHANNEL", "loanbot-socketio"),
             node_id=_name(env, "HANDOFF_NODE_ID", f"{socket.gethostname()[:50]}:{port}"),
             node_ttl_seconds=_int(env, "HANDOFF_NODE_TTL", 15, low=2, high=3600),
