@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from handoff.placement import HASH, Placement
 from handoff.rasa_client import RasaClient
 from tests.integration.fake_rasa import SLOW_REPLY, FakeRasa
 
@@ -71,7 +72,10 @@ def test_one_after_another_is_one_connection(quick_rasa: FakeRasa) -> None:
 def test_a_backlogged_instance_does_not_hold_up_another(rasa: FakeRasa,
                                                          quick_rasa: FakeRasa) -> None:
     async def run() -> tuple[int, int]:
-        client = RasaClient([rasa.url, quick_rasa.url], connections_per_instance=2)
+        # routed by the hash, so the sessions picked below are the ones each instance gets
+        # (least-busy placement would move new sessions off the backlogged instance)
+        client = RasaClient([rasa.url, quick_rasa.url], connections_per_instance=2,
+                            placement=Placement(HASH))
         try:
             backlog = [asyncio.ensure_future(client.send_message(s, "慢"))
                        for s in sessions_owned_by(client, rasa.url, 8)]

@@ -22,6 +22,18 @@ def three() -> Iterator[list[FakeRasa]]:
         yield [a, b, c]
 
 
+def owned_by(url: str, urls: list[str], count: int, prefix: str) -> list[str]:
+    """`count` session ids that the rendezvous hash gives to `url`."""
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        session = f"{prefix}-{n:04d}-0123456789"
+        if owner(session, urls) == url:
+            found.append(session)
+        n += 1
+    return found
+
+
 async def _talk(client: RasaClient, pairs: list[tuple[str, str]]) -> None:
     try:
         for sender, text in pairs:
@@ -102,8 +114,7 @@ def test_a_new_session_goes_to_the_less_busy_instance_and_stays_there() -> None:
         async def run() -> None:
             try:
                 # three slow calls keep the owner busy (sessions that live there)
-                hogs = [s for s in (f"hog-{i:03d}-0123456789" for i in range(100))
-                        if owner(s, urls) == busy_url][:3]
+                hogs = owned_by(busy_url, urls, 3, "hog")
                 slow = [asyncio.ensure_future(client.send_message(h, "慢")) for h in hogs]
                 await asyncio.sleep(0.1)
                 await client.send_message(session, "第0句")
@@ -127,8 +138,7 @@ def test_hash_placement_keeps_the_owner_however_busy() -> None:
 
         async def run() -> None:
             try:
-                hogs = [s for s in (f"hog-{i:03d}-0123456789" for i in range(100))
-                        if owner(s, urls) == owner(session, urls)][:3]
+                hogs = owned_by(owner(session, urls), urls, 3, "hog")
                 slow = [asyncio.ensure_future(client.send_message(h, "慢")) for h in hogs]
                 await asyncio.sleep(0.1)
                 await client.send_message(session, "你好")
@@ -148,8 +158,7 @@ def test_a_refusing_instance_gets_no_new_sessions_and_a_moved_session_stays_move
     with FakeRasa() as a, FakeRasa() as b:
         urls = [a.url, b.url]
         client = RasaClient(urls, placement=Placement(LEAST_BUSY))
-        owned_by_a = [s for s in (f"down-{i:03d}-0123456789" for i in range(200))
-                      if owner(s, urls) == a.url][:4]
+        owned_by_a = owned_by(a.url, urls, 4, "down")
         moved, fresh = owned_by_a[0], owned_by_a[1:]
         tried: list[str] = []
         post = client._post
