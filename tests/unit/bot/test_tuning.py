@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,41 @@ def test_selection_from_the_environment() -> None:
     assert tuning.selected({"LOANBOT_RASA_TUNING": "sqlite, http"}) == ("sqlite", "http")
     with pytest.raises(ValueError, match="unknown patch"):
         tuning.selected({"LOANBOT_RASA_TUNING": "turbo"})
+
+
+def test_jax_is_kept_out_unless_already_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "jax", None)  # whatever was there is back after the test
+    del sys.modules["jax"]
+    assert tuning.block_unused_optional_module()
+    assert sys.modules["jax"] is None
+    with pytest.raises(ImportError):
+        import jax  # noqa: F401
+    loaded = types.ModuleType("jax")
+    sys.modules["jax"] = loaded
+    assert not tuning.block_unused_optional_module()
+    assert sys.modules["jax"] is loaded
+
+
+def test_tensorflow_loads_without_jax_in_the_serving_process() -> None:
+    """What `python -m bot.serve` imports before Rasa, then the patch, then TensorFlow: jax is
+    never loaded and TFLite's optional jax converter is simply absent."""
+    script = (
+        "import sys\n"
+        "from bot import serve, tuning\n"
+        "assert 'jax' not in sys.modules and 'tensorflow' not in sys.modules\n"
+        "tuning.apply(('no_jax',))\n"
+        "import tensorflow\n"
+        "from tensorflow.lite.python import util\n"
+        "assert sys.modules['jax'] is None and 'jaxlib' not in sys.modules\n"
+        "assert util._xla_computation is None\n"
+        "print('ok', tensorflow.constant(2).numpy() * 21)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["ok", "42"]
 
 
 RESPONSES: list[Any] = [
