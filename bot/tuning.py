@@ -37,6 +37,11 @@ blocking Rasa's event loop.
   prediction function called directly, and two COO feature matrices joined without scipy's
   general block code (`bot/fast_inference.py`, which says why both are exact).
 
+- `RasaModel.load` (DIET): the model built by its first prediction with the checkpoint
+  already open, instead of by a one-batch training step whose traced graphs and optimizer
+  slots it then keeps; the same weights, proven restored (`bot/lean_model_load.py`).
+  ≈ 186 MB less private memory per Rasa process, the model loaded ≈ 9 s sooner.
+
 - TensorFlow's inter- and intra-op thread pools of one thread each (Rasa's
   `TF_INTER_OP_PARALLELISM_THREADS` / `TF_INTRA_OP_PARALLELISM_THREADS`, unless already set):
   DIET predicts one message at a time, too little to split across threads, and idle pool
@@ -52,7 +57,7 @@ blocking Rasa's event loop.
 
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `no_jax`, `validator`, `sqlite`,
-`http`, `tracker_cache`, `graph`, `inference`, `tf_threads`, `heap`.
+`http`, `tracker_cache`, `graph`, `inference`, `lean_load`, `tf_threads`, `heap`.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ from typing import Any
 
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
 PATCHES = ("no_jax", "validator", "sqlite", "http", "tracker_cache", "graph", "inference",
-           "tf_threads", "heap")
+           "lean_load", "tf_threads", "heap")
 GC_SETTING = "LOANBOT_GC_YOUNG_THRESHOLD"
 UNUSED_OPTIONAL_MODULE = "jax"
 TF_THREAD_SETTINGS = ("TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS")
@@ -338,6 +343,11 @@ def apply(names: tuple[str, ...] = PATCHES) -> None:
 
         fast_inference.install()
         _applied.add("inference")
+    if "lean_load" in names and "lean_load" not in _applied:
+        from bot import lean_model_load
+
+        lean_model_load.install()
+        _applied.add("lean_load")
     if "tf_threads" in names and "tf_threads" not in _applied:
         for name in TF_THREAD_SETTINGS:  # read by Rasa when it sets TensorFlow up
             os.environ.setdefault(name, "1")
