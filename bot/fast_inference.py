@@ -8,8 +8,12 @@ alone took a parse from 7.8 to 6.9 ms in a micro-benchmark).
   casting, tracing-cache lookup. With a fixed signature there is exactly one concrete
   function; the `_rasa_predict` that `make_lean_rasa_predict` builds calls it directly with
   the batch converted to the signature's dtypes: the same graph, the same inputs, the same
-  outputs. Eager mode, a model not yet prepared, or the first call (which builds the
-  function) go through Rasa's own code.
+  outputs. A numpy array of the batch becomes a tensor through the step that
+  `tf.convert_to_tensor` ends in for arrays in eager mode (`convert_to_eager_tensor`, under
+  `constant`): the same tensor without six layers of dispatch (≈ 0.2 → 0.09 ms per batch
+  of DIET's eight inputs); anything else still goes through `tf.convert_to_tensor`. Rasa's
+  eager mode, a model not yet prepared, or the first call (which builds the function) go
+  through Rasa's own code.
 - `Features._combine_sparse_features`: every message's sparse features from the three
   featurizers are joined with `scipy.sparse.hstack`, whose general block-matrix code costs
   more than the join. For two COO matrices `hstack_coo` does what `bmat` does for them
@@ -66,9 +70,22 @@ def combine_sparse_features(self: Any, additional_features: Any) -> None:
     self._cached_fingerprint = None
 
 
+def batch_tensors(values: Any, dtypes: list[Any]) -> list[Any]:
+    """`[tf.convert_to_tensor(v, dtype=d) for v, d in zip(values, dtypes)]`, numpy arrays
+    converted by the step that call ends in for them in eager mode."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework.constant_op import convert_to_eager_tensor
+
+    if not context.executing_eagerly():
+        return [tf.convert_to_tensor(v, dtype=d) for v, d in zip(values, dtypes, strict=True)]
+    ctx = context.context()
+    return [convert_to_eager_tensor(v, ctx, d) if isinstance(v, np.ndarray)
+            else tf.convert_to_tensor(v, dtype=d) for v, d in zip(values, dtypes, strict=True)]
+
+
 def make_lean_rasa_predict(original: Any) -> Any:
     """RasaModel._rasa_predict calling the one concrete prediction function directly."""
-    import tensorflow as tf
     from keras.utils import tf_utils
     from rasa.shared.constants import DIAGNOSTIC_DATA
     from tensorflow.python.util import nest
@@ -87,8 +104,7 @@ def make_lean_rasa_predict(original: Any) -> Any:
         _, concrete, dtypes = kept
         if len(batch_in) != len(dtypes):
             return original(self, batch_in)
-        tensors = [tf.convert_to_tensor(value, dtype=dtype)
-                   for value, dtype in zip(batch_in, dtypes, strict=True)]
+        tensors = batch_tensors(batch_in, dtypes)
         outputs = tf_utils.sync_to_numpy_or_python_type(
             concrete._call_flat(tensors, concrete.captured_inputs)
         )

@@ -112,3 +112,43 @@ def test_same_parses_of_the_real_model(trained_model: Path, restore_rasa: None) 
     diet = [node for node in agent.processor.graph_runner._instantiated_nodes.values()
             if type(node._component).__name__ == "DIETClassifier"]
     assert diet and fast_inference._CONCRETE in diet[0]._component.model.__dict__
+
+
+_NUMPY_DTYPES = [np.float64, np.float32, np.int64, np.int32, np.bool_]
+
+
+def _outcome(convert: Any) -> Any:
+    try:
+        tensors = convert()
+    except Exception as err:  # noqa: BLE001 - the kind of failure is what is compared
+        return type(err)
+    return [(t.dtype, tuple(t.shape), t.device, t.numpy().tolist()) for t in tensors]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_NUMPY_DTYPES), st.sampled_from(_NUMPY_DTYPES),
+                          st.lists(st.floats(-1e12, 1e12), max_size=6),
+                          st.sampled_from([(-1,), (1, -1), (-1, 1, 1)])),
+                min_size=1, max_size=4))
+def test_batch_tensors_are_tensorflows_conversion(
+        items: list[tuple[Any, Any, list[float], tuple[int, ...]]]) -> None:
+    tf = pytest.importorskip("tensorflow")
+    values = [np.asarray(raw, dtype=source).reshape(shape) for source, _, raw, shape in items]
+    dtypes = [tf.as_dtype(target) for _, target, _, _ in items]
+    ours = _outcome(lambda: fast_inference.batch_tensors(values, dtypes))
+    theirs = _outcome(lambda: [tf.convert_to_tensor(v, dtype=d)
+                               for v, d in zip(values, dtypes, strict=True)])
+    assert ours == theirs
+
+
+def test_batch_tensors_of_other_values_go_to_tensorflow() -> None:
+    tf = pytest.importorskip("tensorflow")
+    from rasa.utils.tensorflow.model_data import FeatureArray
+
+    feature_array = FeatureArray(np.array([np.zeros((2, 3), np.float32)]), number_of_dimensions=3)
+    values = [[1, 2], 3.5, tf.constant([1, 2], tf.int64), feature_array]
+    dtypes = [tf.int64, tf.float32, tf.int64, tf.float32]
+    assert _outcome(lambda: fast_inference.batch_tensors(values, dtypes)) == _outcome(
+        lambda: [tf.convert_to_tensor(v, dtype=d) for v, d in zip(values, dtypes, strict=True)])
+    with pytest.raises(ValueError):  # as tf.convert_to_tensor: a tensor is not cast
+        fast_inference.batch_tensors([tf.constant([1], tf.int64)], [tf.int32])
