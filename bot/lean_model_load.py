@@ -40,8 +40,8 @@ def lean_load(cls: Any, model_file_name: str, model_data_example: Any,
         model.run_inference(predict_data_example)  # creates (and so restores) the variables
         status.assert_existing_objects_matched()
     except Exception:  # noqa: BLE001 - any doubt: Rasa's own load decides, and raises if it must
-        logger.warning("DIET's weights could not be restored without a training step; "
-                       "loading it as Rasa does", exc_info=True)
+        logger.warning("%s's weights could not be restored without a training step; "
+                       "loading it as Rasa does", cls.__name__, exc_info=True)
         return original(cls, model_file_name, model_data_example, predict_data_example,
                         finetune_mode, *args, **kwargs)
     status.expect_partial()  # the optimizer's slots in the checkpoint are left unread
