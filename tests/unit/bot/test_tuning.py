@@ -324,3 +324,20 @@ def test_a_failed_model_load_still_settles_the_heap_again(
 
     asyncio.run(attempt())
     assert settled == [77]
+
+
+def test_the_empty_domain_check_answers_as_rasas(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.shared.core.domain import Domain
+
+    rasas = Domain.is_empty
+    root = Path(__file__).resolve().parents[3]
+    domains = [Domain.empty(), Domain.load(str(root / "bot" / "domain")),
+               Domain.from_dict({"intents": ["greet"]}),
+               Domain.from_dict({"responses": {"utter_hi": [{"text": "你好"}]}})]
+    expected = [rasas(domain) for domain in domains]
+    assert expected == [True, False, False, False]
+    monkeypatch.setattr(Domain, "is_empty", rasas)  # restored after the test
+    tuning.compare_with_empty_domain_built_once()
+    assert Domain.is_empty is not rasas
+    assert [domain.is_empty() for domain in domains] == expected
+    assert Domain.empty().is_empty()

@@ -1,0 +1,80 @@
+"""The per-turn patches of bot/tuning.py that stand in for Rasa's own code (DIET's batch, the
+count vectors, the rule search, the empty-domain check, slot copies), all at once: whole
+conversations of the real model, with the project's actions, give the same parses and the same
+answers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rasa")
+
+from rasa.core.policies.rule_policy import RulePolicy  # noqa: E402
+from rasa.nlu.classifiers.diet_classifier import DIETClassifier  # noqa: E402
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import (  # noqa: E402
+    CountVectorsFeaturizer,
+)
+from rasa.shared.core.domain import Domain  # noqa: E402
+from rasa.shared.core.slots import Slot  # noqa: E402
+
+from bench.utterances import conversations  # noqa: E402
+from bot import count_vectors, diet_batch, rule_matching, slot_copy, tuning  # noqa: E402
+from tests.stack import seed_loan_db  # noqa: E402
+from tests.unit.bot.conversation_agent import conversation_agent, talk  # noqa: E402
+
+PATCHED = [(DIETClassifier, "_predict", diet_batch._ORIGINAL),
+           (CountVectorsFeaturizer, "_create_features", count_vectors._ORIGINAL),
+           (RulePolicy, "_get_possible_keys", rule_matching._ORIGINAL),
+           (Domain, "is_empty", None),
+           (Slot, "__copy__", slot_copy._MARK)]
+
+
+@pytest.fixture()
+def restore_rasa() -> Iterator[None]:
+    kept = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in PATCHED]
+    try:
+        yield
+    finally:
+        for (owner, name, value), (_, _, marker) in zip(kept, PATCHED, strict=True):
+            if value is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+            if marker and marker in owner.__dict__:
+                delattr(owner, marker)
+        slot_copy._plain.clear()
+
+
+def answers_only(outputs: list[Any]) -> list[Any]:
+    """Parses as they are; the bot's messages without whom they were for."""
+    return [[{k: v for k, v in m.items() if k != "recipient_id"} for m in out]
+            if isinstance(out, list) else out for out in outputs]
+
+
+def test_same_parses_and_answers_with_the_patches(
+        trained_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        restore_rasa: None) -> None:
+    turns = [c.turns for c in itertools.islice(conversations(29), 60)]
+    agent = conversation_agent(trained_model, tmp_path / "rasa", monkeypatch)
+    theirs = answers_only(talk(agent, turns, "rasa"))
+
+    ours_db = tmp_path / "ours"
+    ours_db.mkdir()
+    monkeypatch.setenv("LOAN_DB_URL", seed_loan_db(ours_db))  # a fresh store: same answers
+    # the installers themselves: tuning.apply() installs each patch once per process
+    diet_batch.install()
+    count_vectors.install()
+    rule_matching.install()
+    tuning.compare_with_empty_domain_built_once()
+    slot_copy.install()
+    for owner, name, marker in PATCHED:
+        assert marker is None or marker in owner.__dict__, name
+    ours = answers_only(talk(agent, turns, "ours"))
+    assert len(ours) == len(theirs) > 250
+    assert sum(1 for out in theirs if isinstance(out, list) and out) > 100
+    assert ours == theirs
