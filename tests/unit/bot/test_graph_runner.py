@@ -3,11 +3,9 @@ node for node, for NLU parses and whole conversations of the real trained model.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +16,7 @@ from rasa.engine.runner.dask import DaskGraphRunner  # noqa: E402
 
 from bench.utterances import conversations  # noqa: E402
 from bot import graph_runner  # noqa: E402
+from tests.unit.bot.conversation_agent import talk  # noqa: E402
 
 DASK_RUN = DaskGraphRunner.run
 
@@ -39,29 +38,14 @@ def test_order_puts_every_node_after_what_it_needs() -> None:
         graph_runner.topological_order({"a": ["b"], "b": ["a"]}, ["a"])
 
 
-def _conversation_outputs(agent: Any, turns: list[list[str]]) -> list[Any]:
-    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
-
-    async def talk() -> list[Any]:
-        out = []
-        for i, texts in enumerate(turns):
-            for text in texts:
-                out.append(await agent.parse_message(text))
-                out.append(await agent.handle_message(
-                    UserMessage(text, CollectingOutputChannel(), sender_id=f"runner-{i}")))
-        return out
-
-    return asyncio.run(talk())
-
-
 def test_same_parses_and_answers_as_dask(trained_model: Path, tmp_path: Path,
                                          restore_runner: None) -> None:
     from rasa.core.agent import Agent
 
     turns = [c.turns for c in itertools.islice(conversations(5), 12)]
-    with_dask = _conversation_outputs(Agent.load(str(trained_model)), turns)
+    with_dask = talk(Agent.load(str(trained_model)), turns, "runner")
     graph_runner.install()
-    sequential = _conversation_outputs(Agent.load(str(trained_model)), turns)
+    sequential = talk(Agent.load(str(trained_model)), turns, "runner")
     assert len(with_dask) == len(sequential) > 40
     assert sequential == with_dask
 
