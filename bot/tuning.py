@@ -73,9 +73,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -337,71 +338,47 @@ def resettle_when_one_agent(young_threshold: int, tries_left: int) -> bool:
     return False
 
 
+def install_validators() -> None:
+    from rasa import server
+    from rasa.core.actions.action import RemoteAction
+
+    RemoteAction._validate_action_result = cached_action_result_validator()
+    server.validate_events_in_request_body = cached_events_validator()
+
+
+def one_thread_tensorflow_pools() -> None:
+    for name in TF_THREAD_SETTINGS:  # read by Rasa when it sets TensorFlow up
+        os.environ.setdefault(name, "1")
+
+
+def _module_install(module: str) -> Callable[[], None]:
+    """The `install()` of one of the project's patch modules, imported when it is applied."""
+    return lambda: importlib.import_module(module).install()
+
+
+# Applied in PATCHES' order: `no_jax` first, before the others import Rasa and TensorFlow.
+INSTALLERS: dict[str, Callable[[], object]] = {
+    "no_jax": block_unused_optional_module,
+    "validator": install_validators,
+    "sqlite": tune_sql_tracker_store,
+    "http": keep_endpoint_sessions,
+    "tracker_cache": _module_install("bot.tracker_cache"),
+    "graph": _module_install("bot.graph_runner"),
+    "inference": _module_install("bot.fast_inference"),
+    "lean_load": _module_install("bot.lean_model_load"),
+    "diet_batch": _module_install("bot.diet_batch"),
+    "count_vectors": _module_install("bot.count_vectors"),
+    "rules": _module_install("bot.rule_matching"),
+    "domain_check": compare_with_empty_domain_built_once,
+    "slot_copy": _module_install("bot.slot_copy"),
+    "tf_threads": one_thread_tensorflow_pools,
+    "heap": lambda: settle_heap_once_loaded(gc_young_threshold()),
+}
+
+
 def apply(names: tuple[str, ...] = PATCHES) -> None:
     """Patch this process's Rasa (each patch at most once)."""
-    if "no_jax" in names and "no_jax" not in _applied:  # first: the next patch imports Rasa
-        block_unused_optional_module()
-        _applied.add("no_jax")
-    if "validator" in names and "validator" not in _applied:
-        from rasa import server
-        from rasa.core.actions.action import RemoteAction
-
-        RemoteAction._validate_action_result = cached_action_result_validator()
-        server.validate_events_in_request_body = cached_events_validator()
-        _applied.add("validator")
-    if "sqlite" in names and "sqlite" not in _applied:
-        tune_sql_tracker_store()
-        _applied.add("sqlite")
-    if "http" in names and "http" not in _applied:
-        keep_endpoint_sessions()
-        _applied.add("http")
-    if "tracker_cache" in names and "tracker_cache" not in _applied:
-        from bot import tracker_cache
-
-        tracker_cache.install()
-        _applied.add("tracker_cache")
-    if "graph" in names and "graph" not in _applied:
-        from bot import graph_runner
-
-        graph_runner.install()
-        _applied.add("graph")
-    if "inference" in names and "inference" not in _applied:
-        from bot import fast_inference
-
-        fast_inference.install()
-        _applied.add("inference")
-    if "lean_load" in names and "lean_load" not in _applied:
-        from bot import lean_model_load
-
-        lean_model_load.install()
-        _applied.add("lean_load")
-    if "diet_batch" in names and "diet_batch" not in _applied:
-        from bot import diet_batch
-
-        diet_batch.install()
-        _applied.add("diet_batch")
-    if "count_vectors" in names and "count_vectors" not in _applied:
-        from bot import count_vectors
-
-        count_vectors.install()
-        _applied.add("count_vectors")
-    if "rules" in names and "rules" not in _applied:
-        from bot import rule_matching
-
-        rule_matching.install()
-        _applied.add("rules")
-    if "domain_check" in names and "domain_check" not in _applied:
-        compare_with_empty_domain_built_once()
-        _applied.add("domain_check")
-    if "slot_copy" in names and "slot_copy" not in _applied:
-        from bot import slot_copy
-
-        slot_copy.install()
-        _applied.add("slot_copy")
-    if "tf_threads" in names and "tf_threads" not in _applied:
-        for name in TF_THREAD_SETTINGS:  # read by Rasa when it sets TensorFlow up
-            os.environ.setdefault(name, "1")
-        _applied.add("tf_threads")
-    if "heap" in names and "heap" not in _applied:
-        settle_heap_once_loaded(gc_young_threshold())
-        _applied.add("heap")
+    for name in PATCHES:
+        if name in names and name not in _applied:
+            INSTALLERS[name]()
+            _applied.add(name)

@@ -341,3 +341,15 @@ def test_the_empty_domain_check_answers_as_rasas(monkeypatch: pytest.MonkeyPatch
     assert Domain.is_empty is not rasas
     assert [domain.is_empty() for domain in domains] == expected
     assert Domain.empty().is_empty()
+
+
+def test_every_patch_has_an_installer_applied_once_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert list(tuning.INSTALLERS) == list(tuning.PATCHES)
+    calls: list[str] = []
+    monkeypatch.setattr(tuning, "_applied", set())
+    monkeypatch.setattr(tuning, "INSTALLERS",
+                        {name: (lambda name=name: calls.append(name)) for name in tuning.PATCHES})
+    tuning.apply(("heap", "rules", "no_jax"))
+    tuning.apply(("rules", "sqlite"))
+    assert calls == ["no_jax", "rules", "heap", "sqlite"]
