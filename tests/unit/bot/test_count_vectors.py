@@ -23,6 +23,7 @@ from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import (  #
 
 from bench.utterances import conversations  # noqa: E402
 from bot import count_vectors  # noqa: E402
+from tests.unit.bot.patching import restored  # noqa: E402
 
 RASAS = CountVectorsFeaturizer._create_features
 CORPUS = ["借 5 万 分 12 期", "等额本息 每月 还 多少", "利率 是 多少", "hello world 12", "謝謝 你"]
@@ -41,12 +42,8 @@ def model_featurizers(trained_model: Path) -> list[Any]:
 
 @pytest.fixture()
 def restore_featurizer() -> Iterator[None]:
-    try:
+    with restored(CountVectorsFeaturizer, "_create_features", count_vectors._ORIGINAL):
         yield
-    finally:
-        CountVectorsFeaturizer._create_features = RASAS  # type: ignore[method-assign]
-        if hasattr(CountVectorsFeaturizer, count_vectors._ORIGINAL):
-            delattr(CountVectorsFeaturizer, count_vectors._ORIGINAL)
 
 
 def same(ours: Any, theirs: Any) -> None:

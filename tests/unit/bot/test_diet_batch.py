@@ -23,6 +23,7 @@ from rasa.utils.tensorflow.models import RasaModel  # noqa: E402
 
 from bench.utterances import conversations  # noqa: E402
 from bot import diet_batch  # noqa: E402
+from tests.unit.bot.patching import restored  # noqa: E402
 from tests.unit.bot.test_fast_inference import coo  # noqa: E402
 from tests.unit.bot.test_lean_model_load import _parses  # noqa: E402
 
@@ -41,12 +42,8 @@ def agent(trained_model: Path) -> Any:
 
 @pytest.fixture()
 def restore_diet() -> Iterator[None]:
-    try:
+    with restored(DIETClassifier, "_predict", diet_batch._ORIGINAL):
         yield
-    finally:
-        DIETClassifier._predict = RASAS  # type: ignore[method-assign]
-        if hasattr(DIETClassifier, diet_batch._ORIGINAL):
-            delattr(DIETClassifier, diet_batch._ORIGINAL)
 
 
 def test_the_batch_is_rasas_array_for_array(agent: Any,

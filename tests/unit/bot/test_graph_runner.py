@@ -17,16 +17,13 @@ from rasa.engine.runner.dask import DaskGraphRunner  # noqa: E402
 from bench.utterances import conversations  # noqa: E402
 from bot import graph_runner  # noqa: E402
 from tests.unit.bot.conversation_agent import talk  # noqa: E402
-
-DASK_RUN = DaskGraphRunner.run
+from tests.unit.bot.patching import restored  # noqa: E402
 
 
 @pytest.fixture()
 def restore_runner() -> Iterator[None]:
-    try:
+    with restored(DaskGraphRunner, "run"):
         yield
-    finally:
-        DaskGraphRunner.run = DASK_RUN  # type: ignore[method-assign]
 
 
 def test_order_puts_every_node_after_what_it_needs() -> None:

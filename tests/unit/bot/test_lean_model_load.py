@@ -18,16 +18,13 @@ tf = pytest.importorskip("tensorflow")
 from rasa.core.agent import Agent  # noqa: E402
 from rasa.utils.tensorflow.models import RasaModel  # noqa: E402
 
+from tests.unit.bot.patching import restored  # noqa: E402
+
 
 @pytest.fixture()
 def restore_rasa() -> Iterator[None]:
-    load = RasaModel.__dict__["load"]
-    try:
+    with restored(RasaModel, "load", lean_model_load._ORIGINAL):
         yield
-    finally:
-        RasaModel.load = load  # type: ignore[method-assign]
-        if hasattr(RasaModel, lean_model_load._ORIGINAL):
-            delattr(RasaModel, lean_model_load._ORIGINAL)
 
 
 def _diet(agent: Any) -> Any:

@@ -22,18 +22,15 @@ from rasa.shared.core.constants import SHOULD_NOT_BE_SET  # noqa: E402
 from bench.utterances import conversations  # noqa: E402
 from bot import rule_matching  # noqa: E402
 from tests.unit.bot.conversation_agent import conversation_agent, talk  # noqa: E402
+from tests.unit.bot.patching import restored  # noqa: E402
 
 RASAS = RulePolicy._get_possible_keys
 
 
 @pytest.fixture()
 def restore_rule_policy() -> Iterator[None]:
-    try:
+    with restored(RulePolicy, "_get_possible_keys", rule_matching._ORIGINAL):
         yield
-    finally:
-        RulePolicy._get_possible_keys = RASAS  # type: ignore[method-assign]
-        if hasattr(RulePolicy, rule_matching._ORIGINAL):
-            delattr(RulePolicy, rule_matching._ORIGINAL)
 
 
 def rasas_keys(lookup: dict[str, Any], states: list[dict[str, Any]]) -> list[str]:

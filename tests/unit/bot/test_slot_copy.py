@@ -17,20 +17,18 @@ from rasa.shared.core.domain import Domain  # noqa: E402
 from rasa.shared.core.slots import Slot, TextSlot  # noqa: E402
 
 from bot import slot_copy  # noqa: E402
+from tests.unit.bot.patching import restored  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture()
 def patched() -> Iterator[None]:
-    slot_copy.install()
-    slot_copy.install()  # twice is once
-    try:
+    with restored(Slot, "__copy__", slot_copy._MARK):
+        slot_copy.install()
+        slot_copy.install()  # twice is once
         yield
-    finally:
-        del Slot.__copy__  # type: ignore[attr-defined]
-        delattr(Slot, slot_copy._MARK)
-        slot_copy._plain.clear()
+    slot_copy._plain.clear()
 
 
 def domain_slots() -> list[Slot]:

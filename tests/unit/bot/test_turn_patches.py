@@ -26,6 +26,7 @@ from bench.utterances import conversations  # noqa: E402
 from bot import count_vectors, diet_batch, rule_matching, slot_copy, tuning  # noqa: E402
 from tests.stack import seed_loan_db  # noqa: E402
 from tests.unit.bot.conversation_agent import conversation_agent, talk  # noqa: E402
+from tests.unit.bot.patching import all_restored  # noqa: E402
 
 PATCHED = [(DIETClassifier, "_predict", diet_batch._ORIGINAL),
            (CountVectorsFeaturizer, "_create_features", count_vectors._ORIGINAL),
@@ -36,18 +37,9 @@ PATCHED = [(DIETClassifier, "_predict", diet_batch._ORIGINAL),
 
 @pytest.fixture()
 def restore_rasa() -> Iterator[None]:
-    kept = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in PATCHED]
-    try:
+    with all_restored(*PATCHED):
         yield
-    finally:
-        for (owner, name, value), (_, _, marker) in zip(kept, PATCHED, strict=True):
-            if value is None:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, value)
-            if marker and marker in owner.__dict__:
-                delattr(owner, marker)
-        slot_copy._plain.clear()
+    slot_copy._plain.clear()
 
 
 def answers_only(outputs: list[Any]) -> list[Any]:
