@@ -9,12 +9,13 @@ matrix built and validated, then converted and validated again as COO. Two featu
 four such calls per message (≈ 0.6 ms of a ≈ 10 ms turn, docs/benchmarks.md, session 12).
 
 `count_matrix` gives the same COO matrix: the vectorizer's own analyzer (built once per fitted
-vocabulary and reused), scikit-learn's counting (out-of-vocabulary features skipped, each row's
-columns ascending as `sort_indices` leaves them, `binary` honoured), the vectorizer's dtype,
-and scipy's COO constructor with the index arrays `tocoo` would give it. Anything unusual (not
-a plain fitted `CountVectorizer`, a string instead of a list) goes to scikit-learn. A unit test
-compares matrices (entries, order, dtypes, shape, format flags) with scikit-learn's for
-random texts and the benchmark's messages, with both analyzers the pipeline uses.
+vocabulary and parameters, and reused), scikit-learn's counting (out-of-vocabulary features
+skipped, each row's columns ascending as `sort_indices` leaves them, `binary` honoured), the
+vectorizer's dtype, and scipy's COO constructor with the index arrays `tocoo` would give it.
+Anything unusual (not a plain fitted `CountVectorizer`, a string instead of a list) goes to
+scikit-learn. A unit test compares matrices (entries, order, dtypes, shape, format flags) with
+scikit-learn's for random texts and the benchmark's messages, with both analyzers the pipeline
+uses.
 """
 
 from __future__ import annotations
@@ -28,14 +29,22 @@ _ANALYZER = "_loanbot_analyzer"
 _ORIGINAL = "_loanbot_original_create_features"
 
 
+# the parameters `CountVectorizer.build_analyzer` reads
+_ANALYZER_PARAMETERS = ("input", "encoding", "decode_error", "strip_accents", "lowercase",
+                        "preprocessor", "tokenizer", "stop_words", "token_pattern",
+                        "ngram_range", "analyzer")
+
+
 def _analyzer(vectorizer: Any) -> Any:
-    """The vectorizer's analyzer, rebuilt whenever it is fitted anew."""
+    """The vectorizer's analyzer, rebuilt whenever it is fitted anew or its parameters
+    change (as scikit-learn builds it on every call)."""
     kept = vectorizer.__dict__.get(_ANALYZER)
     vocabulary = vectorizer.vocabulary_
-    if kept is None or kept[0] is not vocabulary:
-        kept = (vocabulary, vectorizer.build_analyzer())
+    parameters = tuple(getattr(vectorizer, name) for name in _ANALYZER_PARAMETERS)
+    if kept is None or kept[0] is not vocabulary or kept[1] != parameters:
+        kept = (vocabulary, parameters, vectorizer.build_analyzer())
         vectorizer.__dict__[_ANALYZER] = kept
-    return kept[1]
+    return kept[2]
 
 
 def _sklearn_count_matrix(vectorizer: Any, documents: list[str]) -> Any:

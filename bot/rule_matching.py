@@ -25,8 +25,10 @@ from rasa.shared.core.constants import SHOULD_NOT_BE_SET as _SHOULD_NOT_BE_SET
 
 _ORIGINAL = "_loanbot_original_get_possible_keys"
 
-# rule key text -> its states newest first, list values as tuples (keys are never mutated)
+# rule key text -> its states newest first, list values as tuples (keys are never mutated);
+# a model has hundreds of rules, and the bound keeps replaced models' rules from piling up
 _parsed: dict[str, tuple[tuple[dict[str, Any], ...], tuple[Any, ...]]] = {}
+MAX_PARSED = 20_000
 
 
 def _parse(rule_key: str) -> tuple[tuple[dict[str, Any], ...], tuple[Any, ...]]:
@@ -39,6 +41,8 @@ def _parse(rule_key: str) -> tuple[tuple[dict[str, Any], ...], tuple[Any, ...]]:
             for state_type, sub_state in state.items()
         })
     parsed = (tuple(states), tuple(state.get(_PREVIOUS_ACTION) for state in states))
+    if len(_parsed) >= MAX_PARSED:
+        _parsed.clear()
     _parsed[rule_key] = parsed
     return parsed
 

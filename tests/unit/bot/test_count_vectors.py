@@ -106,13 +106,17 @@ def test_what_it_cannot_do_goes_to_scikit_learn() -> None:
          count_vectors._sklearn_count_matrix(vectorizer, ["A"]))
 
 
-def test_a_refitted_vectorizer_gets_a_new_analyzer() -> None:
+def test_a_refitted_or_reconfigured_vectorizer_gets_a_new_analyzer() -> None:
     vectorizer = CountVectorizer(analyzer="char").fit(["ab"])
     first = count_vectors.count_matrix(vectorizer, ["abc"])
     assert first.nnz == 2
     vectorizer.set_params(analyzer="word").fit(["ab cd"])
     same(count_vectors.count_matrix(vectorizer, ["ab cd ab"]),
          count_vectors._sklearn_count_matrix(vectorizer, ["ab cd ab"]))
+    vectorizer.set_params(lowercase=False)  # not refitted: scikit-learn's analyzer changes too
+    same(count_vectors.count_matrix(vectorizer, ["AB cd"]),
+         count_vectors._sklearn_count_matrix(vectorizer, ["AB cd"]))
+    assert count_vectors.count_matrix(vectorizer, ["AB cd"]).nnz == 1
 
 
 def test_the_featurizers_output_is_rasas(model_featurizers: list[Any],

@@ -116,3 +116,14 @@ def test_a_subclass_with_its_own_matching_keeps_rasas_search(
     assert seen == [0]
     policy = RulePolicy.__new__(RulePolicy)
     assert policy._get_possible_keys(lookup, states) == set(lookup)
+
+
+def test_parsed_rules_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rule_matching, "MAX_PARSED", 3)
+    monkeypatch.setattr(rule_matching, "_parsed", {})
+    listen = {"prev_action": {"action_name": "action_listen"}}
+    lookup = {as_key([listen, {**listen, "user": {"intent": f"i{n}"}}]): "x" for n in range(5)}
+    states = [listen, {**listen, "user": {"intent": "i2"}}]
+    found = list(rule_matching.possible_keys(lookup, states))
+    assert found == rasas_keys(lookup, states) and len(found) == 1
+    assert 0 < len(rule_matching._parsed) <= 3
