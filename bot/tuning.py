@@ -55,13 +55,13 @@ blocking Rasa's event loop.
   answers no one; frozen, ≈ 0. Loading another model (`PUT /model`) unfreezes the heap
   first, so the replaced model can be collected, and settles it again once it is gone.
 
-- DIET's input for one message built from its two sparse feature matrices instead of through
-  `RasaModelData` and a data generator (`bot/diet_batch.py`); the count-vector featurizers'
-  matrices without scikit-learn's per-call set-up (`bot/count_vectors.py`); RulePolicy's rule
-  search with each rule parsed once (`bot/rule_matching.py`); `Domain.is_empty` against an
-  empty domain built once; a slot's shallow copy made directly instead of through
-  `copy.copy`'s reduce path (`bot/slot_copy.py`). Each says why its result is Rasa's, and a
-  test compares.
+- DIET's input for one message built from its sparse feature matrices instead of through a
+  deep-copied join, `RasaModelData` and a data generator (`bot/diet_batch.py`); the
+  count-vector featurizers' matrices without scikit-learn's per-call set-up
+  (`bot/count_vectors.py`); RulePolicy's rule search with each rule parsed once
+  (`bot/rule_matching.py`); `Domain.is_empty` against an empty domain built once; a slot's
+  shallow copy made directly instead of through `copy.copy`'s reduce path
+  (`bot/slot_copy.py`). Each says why its result is Rasa's, and a test compares.
 
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `no_jax`, `validator`, `sqlite`,
