@@ -1,5 +1,6 @@
-"""A trained agent that holds whole conversations in-process: the project's actions run by
-rasa-sdk inside the test (as `make run` does), against a freshly seeded loan store."""
+"""A trained agent that parses messages and holds whole conversations in-process: the
+project's actions run by rasa-sdk inside the test (as `make run` does), against a freshly
+seeded loan store."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ def conversation_agent(model: Path, workdir: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LOAN_DB_URL", seed_loan_db(workdir))
     # Rasa's in-memory tracker and lock stores (Agent.load's default)
     return Agent.load(str(model), action_endpoint=InProcessActions(EndpointConfig()))
+
+
+def parses(agent: Any, texts: list[str]) -> list[Any]:
+    """The agent's parse of each text, in order."""
+    async def parse() -> list[Any]:
+        return [await agent.parse_message(text) for text in texts]
+
+    return asyncio.run(parse())
 
 
 def talk(agent: Any, conversations: list[list[str]], tag: str) -> list[Any]:

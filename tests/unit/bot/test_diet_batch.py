@@ -23,9 +23,9 @@ from rasa.utils.tensorflow.models import RasaModel  # noqa: E402
 
 from bench.utterances import conversations  # noqa: E402
 from bot import diet_batch  # noqa: E402
+from tests.unit.bot.conversation_agent import parses  # noqa: E402
 from tests.unit.bot.patching import restored  # noqa: E402
 from tests.unit.bot.test_fast_inference import coo  # noqa: E402
-from tests.unit.bot.test_lean_model_load import _parses  # noqa: E402
 
 RASAS = DIETClassifier._predict
 TEXTS = [t for c in itertools.islice(conversations(23), 60) for t in c.turns] + [
@@ -65,7 +65,7 @@ def test_the_batch_is_rasas_array_for_array(agent: Any,
 
     monkeypatch.setattr(RasaModel, "_rasa_predict", feeding)
     monkeypatch.setattr(DIETClassifier, "_predict", predicting)
-    _parses(agent, TEXTS)
+    parses(agent, TEXTS)
     assert len(pairs) == len(TEXTS)
     built = 0
     for ours, theirs in pairs:
@@ -81,11 +81,11 @@ def test_the_batch_is_rasas_array_for_array(agent: Any,
 
 
 def test_the_parses_are_rasas(agent: Any, restore_diet: None) -> None:
-    theirs = _parses(agent, TEXTS)
+    theirs = parses(agent, TEXTS)
     diet_batch.install()
     diet_batch.install()  # twice is once
     assert DIETClassifier.__dict__[diet_batch._ORIGINAL] is RASAS
-    assert _parses(agent, TEXTS) == theirs
+    assert parses(agent, TEXTS) == theirs
 
 
 def sparse(kind: str, rows: int) -> Features:
@@ -118,14 +118,14 @@ def test_a_model_with_other_inputs_keeps_rasas_batch(agent: Any, restore_diet: N
     nodes = agent.processor.graph_runner._instantiated_nodes.values()
     diet = next(n._component for n in nodes if type(n._component) is DIETClassifier)
     assert diet_batch._prediction_keys_are_text_only(diet)
-    theirs = _parses(agent, TEXTS[:5])
+    theirs = parses(agent, TEXTS[:5])
     signature = dict(diet.model.data_signature)
     signature["text"] = {**signature["text"], "extra": signature["text"]["mask"]}
     monkeypatch.setattr(diet.model, "data_signature", signature)
     assert not diet_batch._prediction_keys_are_text_only(diet)
     monkeypatch.setattr(diet_batch, "message_batch", lambda *a: pytest.fail("built"))
     diet_batch.install()
-    assert _parses(agent, TEXTS[:5]) == theirs
+    assert parses(agent, TEXTS[:5]) == theirs
 
 
 def rasas_values(matrices: list[Any]) -> list[np.ndarray]:

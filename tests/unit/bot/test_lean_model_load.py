@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ tf = pytest.importorskip("tensorflow")
 from rasa.core.agent import Agent  # noqa: E402
 from rasa.utils.tensorflow.models import RasaModel  # noqa: E402
 
+from tests.unit.bot.conversation_agent import parses  # noqa: E402
 from tests.unit.bot.patching import restored  # noqa: E402
 
 
@@ -38,20 +38,13 @@ def _weights(model: Any) -> dict[str, np.ndarray]:
     return {w.name: w.numpy() for w in model.weights}
 
 
-def _parses(agent: Any, texts: list[str]) -> list[Any]:
-    async def parse() -> list[Any]:
-        return [await agent.parse_message(text) for text in texts]
-
-    return asyncio.run(parse())
-
-
 def test_same_weights_and_parses_of_the_real_model(trained_model: Path,
                                                    restore_rasa: None) -> None:
     texts = [t for c in itertools.islice(conversations(11), 40) for t in c.turns]
     texts += ["", "？？？", "a" * 500, "借" + "9" * 40 + "万", "謝謝，我想問利率"]
     plain_agent = Agent.load(str(trained_model))
     plain_model = _diet(plain_agent)
-    plain = _parses(plain_agent, texts)
+    plain = parses(plain_agent, texts)
 
     lean_model_load.install()
     lean_model_load.install()  # twice is once
@@ -64,7 +57,7 @@ def test_same_weights_and_parses_of_the_real_model(trained_model: Path,
     assert list(ours) == list(theirs) and len(ours) > 10
     for name, value in theirs.items():
         assert np.array_equal(ours[name], value), name
-    lean = _parses(lean_agent, texts)
+    lean = parses(lean_agent, texts)
     assert len(lean) == len(plain) > 80
     assert lean == plain
 
