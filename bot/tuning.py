@@ -56,17 +56,19 @@ blocking Rasa's event loop.
   first, so the replaced model can be collected, and settles it again once it is gone.
 
 - DIET's input for one message built from its sparse feature matrices instead of through a
-  deep-copied join, `RasaModelData` and a data generator (`bot/diet_batch.py`); the
-  count-vector featurizers' matrices without scikit-learn's per-call set-up
-  (`bot/count_vectors.py`); RulePolicy's rule search with each rule parsed once
-  (`bot/rule_matching.py`); `Domain.is_empty` against an empty domain built once; a slot's
-  shallow copy made directly instead of through `copy.copy`'s reduce path
-  (`bot/slot_copy.py`). Each says why its result is Rasa's, and a test compares.
+  deep-copied join, `RasaModelData` and a data generator (`bot/diet_batch.py`); DIET's
+  prediction for it computed with numpy from the model's weights instead of by TensorFlow
+  (`bot/diet_forward.py`, equal to float32 rounding); the count-vector featurizers'
+  matrices without scikit-learn's per-call set-up (`bot/count_vectors.py`); RulePolicy's
+  rule search with each rule parsed once (`bot/rule_matching.py`); `Domain.is_empty` against
+  an empty domain built once; a slot's shallow copy made directly instead of through
+  `copy.copy`'s reduce path (`bot/slot_copy.py`). Each says why its result is Rasa's, and a
+  test compares.
 
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `no_jax`, `validator`, `sqlite`,
-`http`, `tracker_cache`, `graph`, `inference`, `lean_load`, `diet_batch`, `count_vectors`,
-`rules`, `domain_check`, `slot_copy`, `tf_threads`, `heap`.
+`http`, `tracker_cache`, `graph`, `inference`, `lean_load`, `diet_batch`, `diet_forward`,
+`count_vectors`, `rules`, `domain_check`, `slot_copy`, `tf_threads`, `heap`.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ from typing import Any
 
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
 PATCHES = ("no_jax", "validator", "sqlite", "http", "tracker_cache", "graph", "inference",
-           "lean_load", "diet_batch", "count_vectors", "rules", "domain_check", "slot_copy",
-           "tf_threads", "heap")
+           "lean_load", "diet_batch", "diet_forward", "count_vectors", "rules", "domain_check",
+           "slot_copy", "tf_threads", "heap")
 GC_SETTING = "LOANBOT_GC_YOUNG_THRESHOLD"
 UNUSED_OPTIONAL_MODULE = "jax"
 TF_THREAD_SETTINGS = ("TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS")
@@ -367,6 +369,7 @@ INSTALLERS: dict[str, Callable[[], object]] = {
     "inference": _module_install("bot.fast_inference"),
     "lean_load": _module_install("bot.lean_model_load"),
     "diet_batch": _module_install("bot.diet_batch"),
+    "diet_forward": _module_install("bot.diet_forward"),
     "count_vectors": _module_install("bot.count_vectors"),
     "rules": _module_install("bot.rule_matching"),
     "domain_check": compare_with_empty_domain_built_once,
