@@ -59,6 +59,35 @@ def test_random_rules_and_states(rules: list[list[dict[str, Any]]],
     assert list(rule_matching.possible_keys(lookup, states)) == expected
 
 
+def test_a_lookup_changed_in_place_is_indexed_again() -> None:
+    listen = {"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}
+    lookup = {as_key([listen]): "utter_greet"}
+    states = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]
+    assert list(rule_matching.possible_keys(lookup, states)) == rasas_keys(lookup, states)
+    del lookup[as_key([listen])]
+    other = {"prev_action": {"action_name": "action_listen"}, "user": {"intent": "bye"}}
+    lookup[as_key([other])] = "utter_bye"
+    states[0]["user"]["intent"] = "bye"
+    assert list(rule_matching.possible_keys(lookup, states)) == rasas_keys(lookup, states) == [
+        as_key([other])]
+
+
+def test_the_index_leaves_few_rules_to_test_in_real_lookups(
+        trained_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the index: most of the model's rules are filed under one action."""
+    from rasa.core.policies.rule_policy import RULES
+
+    agent = conversation_agent(trained_model, tmp_path, monkeypatch)
+    policy = next(node._component for node in
+                  agent.processor.graph_runner._instantiated_nodes.values()
+                  if isinstance(getattr(node, "_component", None), RulePolicy))
+    lookup = policy.lookup[RULES]
+    index = rule_matching._index_of(lookup)
+    listen = index.candidates({"action_name": "action_listen"})
+    assert listen is not None and len(lookup) > 50
+    assert len(index.unfiled) < len(lookup) / 4 and len(listen) < len(lookup) / 2
+
+
 def test_should_not_be_set_and_list_values() -> None:
     rule = [{"prev_action": {"action_name": "action_listen"},
              "user": {"intent": "greet", "entities": ["amount"]},
