@@ -345,12 +345,12 @@ def test_another_shape_of_model(tmp_path: Path, restore_diet: None) -> None:
     rasas = _processed(diet, tokenizer, featurizer, texts)
     diet_forward.install()
     ours = _processed(diet, tokenizer, featurizer, texts)
-    for mine, theirs_ in zip(ours, rasas, strict=True):
-        assert mine["intent"]["name"] == theirs_["intent"]["name"]
+    for mine, rasa_parse in zip(ours, rasas, strict=True):
+        assert mine["intent"]["name"] == rasa_parse["intent"]["name"]
         assert [r["name"] for r in mine["intent_ranking"]] == [
-            r["name"] for r in theirs_["intent_ranking"]]
+            r["name"] for r in rasa_parse["intent_ranking"]]
         assert [r["confidence"] for r in mine["intent_ranking"]] == pytest.approx(
-            [r["confidence"] for r in theirs_["intent_ranking"]], abs=SCORE_TOLERANCE)
+            [r["confidence"] for r in rasa_parse["intent_ranking"]], abs=SCORE_TOLERANCE)
 
 
 def _processed(diet: Any, tokenizer: Any, featurizer: Any, texts: list[str]) -> list[Any]:
