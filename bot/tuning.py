@@ -62,13 +62,14 @@ blocking Rasa's event loop.
   matrices without scikit-learn's per-call set-up (`bot/count_vectors.py`); RulePolicy's
   rule search with each rule parsed once (`bot/rule_matching.py`); `Domain.is_empty` against
   an empty domain built once; a slot's shallow copy made directly instead of through
-  `copy.copy`'s reduce path (`bot/slot_copy.py`). Each says why its result is Rasa's, and a
-  test compares.
+  `copy.copy`'s reduce path (`bot/slot_copy.py`); a conversation's past states continued
+  from the last computation instead of replayed from its first event (`bot/past_states.py`).
+  Each says why its result is Rasa's, and a test compares.
 
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `no_jax`, `validator`, `sqlite`,
 `http`, `tracker_cache`, `graph`, `inference`, `lean_load`, `diet_batch`, `diet_forward`,
-`count_vectors`, `rules`, `domain_check`, `slot_copy`, `tf_threads`, `heap`.
+`count_vectors`, `rules`, `domain_check`, `slot_copy`, `past_states`, `tf_threads`, `heap`.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ from typing import Any
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
 PATCHES = ("no_jax", "validator", "sqlite", "http", "tracker_cache", "graph", "inference",
            "lean_load", "diet_batch", "diet_forward", "count_vectors", "rules", "domain_check",
-           "slot_copy", "tf_threads", "heap")
+           "slot_copy", "past_states", "tf_threads", "heap")
 GC_SETTING = "LOANBOT_GC_YOUNG_THRESHOLD"
 UNUSED_OPTIONAL_MODULE = "jax"
 TF_THREAD_SETTINGS = ("TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS")
@@ -374,6 +375,7 @@ INSTALLERS: dict[str, Callable[[], object]] = {
     "rules": _module_install("bot.rule_matching"),
     "domain_check": compare_with_empty_domain_built_once,
     "slot_copy": _module_install("bot.slot_copy"),
+    "past_states": _module_install("bot.past_states"),
     "tf_threads": one_thread_tensorflow_pools,
     "heap": lambda: settle_heap_once_loaded(gc_young_threshold()),
 }

@@ -1,8 +1,8 @@
 """The per-turn patches of bot/tuning.py that stand in for Rasa's own code (DIET's batch and its
-numpy prediction, the count vectors, the rule search, the empty-domain check, slot copies), all
-at once: whole conversations of the real model, with the project's actions, give the same
-answers and the same parses (confidences to float32 rounding: DIET's sums run in numpy's
-order)."""
+numpy prediction, the count vectors, the rule search, the empty-domain check, slot copies, the
+past states continued), all at once: whole conversations of the real model, with the project's
+actions, give the same answers and the same parses (confidences to float32 rounding: DIET's
+sums run in numpy's order)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from bot import (  # noqa: E402
     count_vectors,
     diet_batch,
     diet_forward,
+    past_states,
     rule_matching,
     slot_copy,
     tuning,
@@ -41,7 +42,8 @@ PATCHED = [(DIETClassifier, "_predict", diet_batch._ORIGINAL),
            (CountVectorsFeaturizer, "_create_features", count_vectors._ORIGINAL),
            (RulePolicy, "_get_possible_keys", rule_matching._ORIGINAL),
            (Domain, "is_empty", None),
-           (Slot, "__copy__", slot_copy._MARK)]
+           (Slot, "__copy__", slot_copy._MARK),
+           (Domain, "states_for_tracker_history", past_states._ORIGINAL)]
 
 
 @pytest.fixture()
@@ -49,6 +51,7 @@ def restore_rasa() -> Iterator[None]:
     with all_restored(*PATCHED):
         yield
     slot_copy._plain.clear()
+    past_states._folds.clear()
 
 
 def answers_only(outputs: list[Any]) -> list[Any]:
@@ -74,6 +77,7 @@ def test_same_parses_and_answers_with_the_patches(
     rule_matching.install()
     tuning.compare_with_empty_domain_built_once()
     slot_copy.install()
+    past_states.install()
     for owner, name, marker in PATCHED:
         assert marker is None or marker in owner.__dict__, name
     ours = answers_only(talk(agent, turns, "ours"))
