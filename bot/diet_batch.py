@@ -91,16 +91,21 @@ def message_batch(message: Any, featurizers: list[str] | None) -> tuple[Any, ...
     return (np.ones((1, 1, 1), dtype=np.float32), *sentence, *sequence, lengths)
 
 
+def sparse_text_features_only(text: Any) -> bool:
+    """A text signature with exactly the sub-keys `message_batch` builds, and one sparse
+    sentence and one sparse sequence feature."""
+    if tuple(sorted(text.keys())) != TEXT_SUB_KEYS:
+        return False
+    return (len(text["sentence"]) == 1 and text["sentence"][0].is_sparse
+            and len(text["sequence"]) == 1 and text["sequence"][0].is_sparse)
+
+
 def _prediction_keys_are_text_only(classifier: Any) -> bool:
     """The model predicts from text alone, with the sub-keys `message_batch` builds."""
     signature = getattr(classifier.model, "data_signature", None)
     if not signature or "text" not in signature:
         return False
-    text = signature["text"]
-    if tuple(sorted(text.keys())) != TEXT_SUB_KEYS:
-        return False
-    return (len(text["sentence"]) == 1 and text["sentence"][0].is_sparse
-            and len(text["sequence"]) == 1 and text["sequence"][0].is_sparse)
+    return sparse_text_features_only(signature["text"])
 
 
 def install() -> None:

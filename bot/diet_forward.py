@@ -318,17 +318,14 @@ def _read(model: Any) -> DietForward:
     from rasa.utils.tensorflow.rasa_layers import RasaFeatureCombiningLayer, RasaSequenceLayer
     from rasa.utils.tensorflow.transformer import TransformerEncoder
 
-    from bot.diet_batch import TEXT_SUB_KEYS
+    from bot.diet_batch import sparse_text_features_only
 
     if type(model) is not DIET:
         raise Unsupported(f"model {type(model).__name__}")
     if not model.config[INTENT_CLASSIFICATION] or model.config[ENTITY_RECOGNITION]:
         raise Unsupported("entity recognition or no intent classification")
     signature = model.predict_data_signature
-    text = signature.get("text", {})
-    if set(signature) != {"text"} or tuple(sorted(text)) != TEXT_SUB_KEYS or not (
-            len(text["sentence"]) == 1 and text["sentence"][0].is_sparse
-            and len(text["sequence"]) == 1 and text["sequence"][0].is_sparse):
+    if set(signature) != {"text"} or not sparse_text_features_only(signature["text"]):
         raise Unsupported("prediction data other than sparse text features")
     if model.all_labels_embed is None:
         raise Unsupported("not prepared for prediction")
