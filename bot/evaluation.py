@@ -9,7 +9,8 @@ Two splits, both never trained on (tests/unit/bot/test_nlu_splits.py checks for 
 - `blind3` (tests/nlu_blind3): written by someone who had not read the training data or the
   other splits; reported, not gating.
 
-Runs Rasa's own `rasa test nlu` per split (per-intent report, confusion-matrix PNG, error list,
+Runs Rasa's own NLU evaluation, as `rasa test nlu` does, on every split with the model loaded
+once (bot/rasa_nlu_test.py; per-intent report, confusion-matrix PNG, error list,
 entity reports) and reads its JSON reports back, so the numbers a trainer sees in reports/ are
 the numbers the tests assert on. Note that Rasa's evaluation undoes FallbackClassifier
 predictions (`undo_fallback_prediction`): accuracy is the classifier's own top intent.
@@ -72,15 +73,13 @@ def sensitive_intents(policy_file: Path = HANDOFF_POLICY) -> list[str]:
     return list(data["sensitive_intents"])
 
 
-def run_rasa_test_nlu(model: Path, out_dir: Path, held_out: Path = HELD_OUT_DIR) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rasa = Path(sys.executable).with_name("rasa")
-    command = [
-        str(rasa), "test", "nlu",
-        "--nlu", str(held_out),
-        "--model", str(model),
-        "--out", str(out_dir),
-    ]
+def run_rasa_test_nlu(model: Path, splits: list[tuple[Path, Path]]) -> None:
+    """Rasa's `rasa test nlu` on each (examples, report directory), the model loaded once
+    (bot/rasa_nlu_test.py), in a process of its own as the CLI would be."""
+    command = [sys.executable, "-m", "bot.rasa_nlu_test", "--model", str(model)]
+    for held_out, out_dir in splits:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        command += [str(held_out), str(out_dir)]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
     subprocess.run(command, cwd=ROOT, env=env, check=True)
 
@@ -137,20 +136,16 @@ def format_result(result: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
-def evaluate(
-    out_dir: Path, model: Path | None = None, held_out: Path = HELD_OUT_DIR
-) -> EvaluationResult:
-    model = model or ModelPaths(ROOT / "models").model
-    run_rasa_test_nlu(model, out_dir, held_out)
-    return read_result(out_dir)
-
-
 def evaluate_splits(out_root: Path, model: Path | None = None) -> dict[str, EvaluationResult]:
-    """Evaluate every split in SPLITS; each writes its reports and summary.txt."""
+    """Evaluate every split in SPLITS (one Rasa process); each writes its reports and
+    summary.txt."""
+    model = model or ModelPaths(ROOT / "models").model
+    run_rasa_test_nlu(model, [(held_out, out_root / report_dir)
+                              for held_out, report_dir in SPLITS.values()])
     results = {}
-    for name, (held_out, report_dir) in SPLITS.items():
+    for name, (_, report_dir) in SPLITS.items():
         out_dir = out_root / report_dir
-        result = evaluate(out_dir, model, held_out)
+        result = read_result(out_dir)
         (out_dir / "summary.txt").write_text(format_result(result) + "\n", encoding="utf-8")
         results[name] = result
     return results
