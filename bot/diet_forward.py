@@ -379,6 +379,14 @@ def forward_for(model: Any) -> DietForward | None:
     return forward
 
 
+def predicts(model: Any) -> bool:
+    """Whether the installed patch computes this prepared model's predictions (for
+    bot/lean_model_load.py, which then need not trace TensorFlow's prediction function)."""
+    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
+
+    return hasattr(DIETClassifier, _ORIGINAL) and forward_for(model) is not None
+
+
 def install() -> None:
     """`DIETClassifier._predict` through numpy where the model and the message allow it."""
     from rasa.nlu.classifiers.diet_classifier import DIETClassifier

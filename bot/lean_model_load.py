@@ -9,7 +9,9 @@ its whole life. Measured on the loan model (docs/benchmarks.md, session 11): DIE
 
 Here the checkpoint is opened first and the same first prediction builds the model: TensorFlow
 restores each variable from the checkpoint the moment the model creates it (deferred
-restoration, as `Model.load_weights` documents for subclassed models). After that prediction,
+restoration, as `Model.load_weights` documents for subclassed models). That prediction runs
+eagerly; the prediction function is traced too only where TensorFlow will predict
+(`_first_prediction`). After that prediction,
 `assert_existing_objects_matched` proves that every variable the model created was restored
 from the checkpoint. If one was not (a model whose prediction makes a variable its checkpoint
 lacks), or anything else fails, the model is discarded and Rasa's own load runs. Fine-tuning
@@ -37,7 +39,7 @@ def lean_load(cls: Any, model_file_name: str, model_data_example: Any,
     try:
         model = cls(*args, **kwargs)
         status = model.load_weights(model_file_name)
-        model.run_inference(predict_data_example)  # creates (and so restores) the variables
+        _first_prediction(model, predict_data_example)
         status.assert_existing_objects_matched()
     except Exception:  # noqa: BLE001 - any doubt: Rasa's own load decides, and raises if it must
         logger.warning("%s's weights could not be restored without a training step; "
@@ -46,6 +48,29 @@ def lean_load(cls: Any, model_file_name: str, model_data_example: Any,
                         finetune_mode, *args, **kwargs)
     status.expect_partial()  # the optimizer's slots in the checkpoint are left unread
     return model
+
+
+def _first_prediction(model: Any, example: Any) -> None:
+    """Creates (and so restores) the model's variables, and traces the prediction function as
+    Rasa's load does, unless `bot.diet_forward` computes this model's predictions: then the
+    prediction runs eagerly only, which creates the same variables without autograph
+    converting and tracing the prediction step (≈ 4.5 of a Rasa start's ≈ 6.5 s of model
+    load, py-spy). Should a message ever need TensorFlow's path after all, the function is
+    traced then, as Rasa traces it on the first prediction after training."""
+    eager_before = model._run_eagerly
+    model._run_eagerly = True
+    try:
+        model.run_inference(example)
+    finally:
+        model._run_eagerly = eager_before
+    if not _numpy_predicts(model):
+        model.run_inference(example)
+
+
+def _numpy_predicts(model: Any) -> bool:
+    from bot import diet_forward
+
+    return diet_forward.predicts(model)
 
 
 def install() -> None:
