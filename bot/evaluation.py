@@ -78,7 +78,6 @@ def run_rasa_test_nlu(model: Path, splits: list[tuple[Path, Path]]) -> None:
     (bot/rasa_nlu_test.py), in a process of its own as the CLI would be."""
     command = [sys.executable, "-m", "bot.rasa_nlu_test", "--model", str(model)]
     for held_out, out_dir in splits:
-        out_dir.mkdir(parents=True, exist_ok=True)
         command += [str(held_out), str(out_dir)]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
     subprocess.run(command, cwd=ROOT, env=env, check=True)

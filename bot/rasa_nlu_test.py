@@ -35,8 +35,7 @@ async def evaluate_all(model: Path, splits: Sequence[tuple[Path, Path]]) -> None
     from rasa.shared.constants import DEFAULT_DOMAIN_PATH
 
     agent = Agent.load(model_path=str(model))
-    for data, out in splits:
-        out.mkdir(parents=True, exist_ok=True)
+    for data, out in splits:  # run_evaluation creates `out`, as for `rasa test nlu`
         await run_evaluation(
             str(data), agent.processor, output_directory=str(out),
             successes=False, errors=True, disable_plotting=False,
