@@ -25,6 +25,12 @@ Rules that keep it exact:
   predictions start at the session start either way).
 - **Bounded.** At most `LOANBOT_TRACKER_CACHE_SIZE` (default 2000) trackers, least recently
   used first out; trackers with a bounded event history are never cached.
+
+On SQLite the turn's insert and the `max(id)` query run straight on the driver, compiled once
+by SQLAlchemy (`handoff.store.prepared`, which the gateway's store uses for the same reason):
+SQLAlchemy's bookkeeping around those few statements (its Transaction objects, result set-up
+and compile-cache lookups) cost several times the SQL itself. The SQL, the values and the
+exception classes are SQLAlchemy's; other databases go through `Connection.execute`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +115,9 @@ def cache_size(environ: Any = None) -> int:
         raise ValueError(f"{CACHE_SIZE_ENV} must be an integer, got {raw!r}") from exc
 
 
+EVENT_COLUMNS = ("sender_id", "type_name", "timestamp", "intent_name", "action_name", "data")
+
+
 def event_row(sender_id: str, event: Any) -> dict[str, Any]:
     """The row Rasa's SQLTrackerStore.save writes for one event (same columns, same JSON)."""
     from rasa.shared.nlu.constants import INTENT_NAME_KEY
@@ -144,22 +155,48 @@ def _cacheable(tracker: Any) -> bool:
     return True
 
 
+@contextmanager
+def _transaction(conn: Any) -> Iterator[None]:
+    """One write transaction: on SQLite begun implicitly by the driver at the first insert
+    and committed on it (SQLAlchemy's own Transaction would begin the same way); elsewhere
+    SQLAlchemy's."""
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            yield
+        return
+    from sqlalchemy.exc import DBAPIError
+
+    raw = conn.connection.dbapi_connection
+    try:
+        yield
+        try:
+            raw.commit()
+        except conn.dialect.dbapi.Error as exc:  # as SQLAlchemy's commit would raise it
+            raise DBAPIError.instance("COMMIT", (), exc, conn.dialect.dbapi.Error,
+                                      hide_parameters=True, dialect=conn.dialect) from exc
+    except BaseException:
+        raw.rollback()
+        raise
+
+
 def install(cache: TrackerCache | None = None) -> TrackerCache:
     """Patch SQLTrackerStore.retrieve/save in this process; returns the cache (for tests)."""
     import sqlalchemy as sa
     from rasa.core.tracker_store import SQLTrackerStore
 
+    from handoff.store.prepared import Prepared
+
     cache = cache if cache is not None else TrackerCache(cache_size())
     original_retrieve = SQLTrackerStore.retrieve
     original_save = SQLTrackerStore.save
     table = SQLTrackerStore.SQLEvent.__table__
-    # Built once: SQLAlchemy memoises a statement's cache key, so each use only binds.
-    last_id_of = sa.select(sa.func.max(table.c.id)).where(
-        table.c.sender_id == sa.bindparam("sender_id"))
-    insert_events = table.insert()
+    last_id_of = Prepared(sa.select(sa.func.max(table.c.id).label("last_id")).where(
+        table.c.sender_id == sa.bindparam("sender_id")))
+    insert_event = Prepared(table.insert(), column_keys=list(EVENT_COLUMNS))
 
     def last_id(conn: Any, sender_id: str) -> int | None:
-        value = conn.execute(last_id_of, {"sender_id": sender_id}).scalar()
+        row = last_id_of.first(conn, {"sender_id": sender_id})
+        value = row[0] if row is not None else None
         return int(value) if value is not None else None
 
     async def retrieve(self: Any, sender_id: str) -> Any:
@@ -197,9 +234,10 @@ def install(cache: TrackerCache | None = None) -> TrackerCache:
         else:
             await self.stream_events(tracker)
             new_events = events[entry.persisted:]
-            with self.engine.begin() as conn:
-                if new_events:
-                    conn.execute(insert_events, [event_row(sender_id, e) for e in new_events])
+            rows = [event_row(sender_id, e) for e in new_events]
+            with self.engine.connect() as conn, _transaction(conn):
+                for row in rows:
+                    insert_event.run(conn, row)
                 stored_last = last_id(conn, sender_id)
         if _cacheable(tracker):
             cache.check_in(sender_id, Entry(tracker, len(events), stored_last))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +117,72 @@ def test_rows_are_exactly_the_rows_rasa_writes(tmp_path: Path,
     reread = run(cached.retrieve("s1"))
     assert reread.current_state() == cached_final.current_state()  # same events, same times
     assert reread.get_slot("amount") == 50005.0 and reread.get_slot("product") == "车贷"
+
+
+def test_rows_are_rasas_on_sqlalchemys_own_path(tmp_path: Path,
+                                               restore_store_class: None) -> None:
+    """Other databases than SQLite go through `Connection.execute` and SQLAlchemy's own
+    transaction; with a SQLite dialect that claims another name, the same rows."""
+    plain = SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "plain.sqlite"))
+    run(converse(plain, 4))
+    tracker_cache.install(tracker_cache.TrackerCache(100))
+    cached = SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "cached.sqlite"))
+    cached.engine.dialect.name = "not-sqlite"  # this engine's dialect only
+    run(converse(cached, 4))
+    assert rows(cached) == rows(plain)
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOANBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture()
+def postgres_databases() -> Iterator[list[str]]:
+    """Two throw-away databases on the local PostgreSQL (skips only if it is unreachable)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_ADMIN_URL, future=True, isolation_level="AUTOCOMMIT")
+    names = [f"loanbot_tracker_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    try:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL unreachable at {make_url(POSTGRES_ADMIN_URL)!r}: {exc.orig}")
+    try:
+        yield names
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_rows_are_rasas_on_postgresql(postgres_databases: list[str],
+                                      restore_store_class: None) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_ADMIN_URL)
+
+    def store(db: str) -> SQLTrackerStore:
+        return SQLTrackerStore(DOMAIN, dialect="postgresql", host=url.host, port=url.port,
+                               db=db, username=url.username, password=url.password)
+
+    plain = store(postgres_databases[0])
+    plain_final = run(converse(plain, 4))
+    cache = tracker_cache.install(tracker_cache.TrackerCache(100))
+    cached = store(postgres_databases[1])
+    cached_final = run(converse(cached, 4))
+    try:
+        assert rows(cached) == rows(plain) and len(rows(plain)) == 4 * 6 + 3 + 1
+        assert cache.hits == 3 and cache.misses == 1
+        assert state(cached_final) == state(plain_final)
+    finally:
+        plain.engine.dispose()
+        cached.engine.dispose()
 
 
 def test_a_write_by_someone_else_is_seen(tmp_path: Path, restore_store_class: None) -> None:
