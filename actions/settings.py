@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_LOAN_DB_URL = "sqlite:///var/loans.sqlite"
 DEFAULT_POLICY_FILE = "config/handoff.yml"
+POLICY_FILE_ENV = "HANDOFF_POLICY_FILE"
 DEFAULT_METHOD = "equal_installment"
 
 
@@ -35,6 +36,16 @@ class Settings:
 def _path(value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else ROOT / path
+
+
+def policy_file_setting(env: Mapping[str, str] | None = None) -> str:
+    """The handoff policy file as configured (relative paths are from the project root)."""
+    return (os.environ if env is None else env).get(POLICY_FILE_ENV, DEFAULT_POLICY_FILE)
+
+
+def policy_file(setting: str) -> Path:
+    """Where a configured policy file is."""
+    return _path(setting)
 
 
 def _positive_int(name: str, value: str) -> int:
@@ -65,7 +76,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ValueError(f"LOANBOT_DEFAULT_METHOD is not a repayment method code: {method!r}")
     return Settings(
         loan_db_url=env.get("LOAN_DB_URL", DEFAULT_LOAN_DB_URL),
-        handoff_policy_file=_path(env.get("HANDOFF_POLICY_FILE", DEFAULT_POLICY_FILE)),
+        handoff_policy_file=policy_file(policy_file_setting(env)),
         default_method=method,
         preview_rows=_positive_int("LOANBOT_PREVIEW_ROWS", env.get("LOANBOT_PREVIEW_ROWS", "3")),
         reference_ttl=_seconds("LOANBOT_REFERENCE_TTL", env.get("LOANBOT_REFERENCE_TTL", "60")),

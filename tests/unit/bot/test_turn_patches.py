@@ -1,8 +1,8 @@
 """The per-turn patches of bot/tuning.py that stand in for Rasa's own code (DIET's batch and its
 numpy prediction, the count vectors, the rule search, the empty-domain check, slot copies, the
-past states continued), all at once: whole conversations of the real model, with the project's
-actions, give the same answers and the same parses (confidences to float32 rounding: DIET's
-sums run in numpy's order)."""
+past states continued, event classes by name), all at once: whole conversations of the real
+model, with the project's actions, give the same answers and the same parses (confidences to
+float32 rounding: DIET's sums run in numpy's order)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import (  #
     CountVectorsFeaturizer,
 )
 from rasa.shared.core.domain import Domain  # noqa: E402
+from rasa.shared.core.events import Event  # noqa: E402
 from rasa.shared.core.slots import Slot  # noqa: E402
 
 from bench.utterances import conversations  # noqa: E402
@@ -28,6 +29,7 @@ from bot import (  # noqa: E402
     count_vectors,
     diet_batch,
     diet_forward,
+    event_types,
     past_states,
     rule_matching,
     slot_copy,
@@ -43,7 +45,9 @@ PATCHED = [(DIETClassifier, "_predict", diet_batch._ORIGINAL),
            (RulePolicy, "_get_possible_keys", rule_matching._ORIGINAL),
            (Domain, "is_empty", None),
            (Slot, "__copy__", slot_copy._MARK),
-           (Domain, "states_for_tracker_history", past_states._ORIGINAL)]
+           (Domain, "states_for_tracker_history", past_states._ORIGINAL),
+           (Event, "resolve_by_type", event_types._ORIGINAL),
+           (Event, "__init_subclass__", None)]
 
 
 @pytest.fixture()
@@ -52,6 +56,7 @@ def restore_rasa() -> Iterator[None]:
         yield
     slot_copy._plain.clear()
     past_states._folds.clear()
+    event_types.forget()
 
 
 def answers_only(outputs: list[Any]) -> list[Any]:
@@ -78,6 +83,7 @@ def test_same_parses_and_answers_with_the_patches(
     tuning.compare_with_empty_domain_built_once()
     slot_copy.install()
     past_states.install()
+    event_types.install()
     for owner, name, marker in PATCHED:
         assert marker is None or marker in owner.__dict__, name
     ours = answers_only(talk(agent, turns, "ours"))
