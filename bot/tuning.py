@@ -66,14 +66,16 @@ blocking Rasa's event loop.
   an empty domain built once; a slot's shallow copy made directly instead of through
   `copy.copy`'s reduce path (`bot/slot_copy.py`); a conversation's past states continued
   from the last computation instead of replayed from its first event (`bot/past_states.py`);
-  an event's class found by its type name in a table instead of a walk of every subclass
-  (`bot/event_types.py`). Each says why its result is Rasa's, and a test compares.
+  a conversation's applied events continued from the last call instead of refolded from its
+  first event (`bot/applied_events.py`); an event's class found by its type name in a table
+  instead of a walk of every subclass (`bot/event_types.py`). Each says why its result is
+  Rasa's, and a test compares.
 
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `no_jax`, `validator`, `sqlite`,
 `http`, `tracker_cache`, `graph`, `inference`, `lean_load`, `diet_batch`, `diet_forward`,
-`count_vectors`, `rules`, `domain_check`, `slot_copy`, `past_states`, `event_types`,
-`tf_threads`, `heap`.
+`count_vectors`, `rules`, `domain_check`, `slot_copy`, `past_states`, `applied_events`,
+`event_types`, `tf_threads`, `heap`.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ from typing import Any
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
 PATCHES = ("no_jax", "validator", "sqlite", "http", "tracker_cache", "graph", "inference",
            "lean_load", "diet_batch", "diet_forward", "count_vectors", "rules", "domain_check",
-           "slot_copy", "past_states", "event_types", "tf_threads", "heap")
+           "slot_copy", "past_states", "applied_events", "event_types", "tf_threads", "heap")
 GC_SETTING = "LOANBOT_GC_YOUNG_THRESHOLD"
 UNUSED_OPTIONAL_MODULE = "jax"
 TF_THREAD_SETTINGS = ("TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS")
@@ -380,6 +382,7 @@ INSTALLERS: dict[str, Callable[[], object]] = {
     "domain_check": compare_with_empty_domain_built_once,
     "slot_copy": _module_install("bot.slot_copy"),
     "past_states": _module_install("bot.past_states"),
+    "applied_events": _module_install("bot.applied_events"),
     "event_types": _module_install("bot.event_types"),
     "tf_threads": one_thread_tensorflow_pools,
     "heap": lambda: settle_heap_once_loaded(gc_young_threshold()),

@@ -1,8 +1,8 @@
 """The per-turn patches of bot/tuning.py that stand in for Rasa's own code (DIET's batch and its
 numpy prediction, the count vectors, the rule search, the empty-domain check, slot copies, the
-past states continued, event classes by name), all at once: whole conversations of the real
-model, with the project's actions, give the same answers and the same parses (confidences to
-float32 rounding: DIET's sums run in numpy's order)."""
+past states and applied events continued, event classes by name), all at once: whole
+conversations of the real model, with the project's actions, give the same answers and the same
+parses (confidences to float32 rounding: DIET's sums run in numpy's order)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import (  #
 from rasa.shared.core.domain import Domain  # noqa: E402
 from rasa.shared.core.events import Event  # noqa: E402
 from rasa.shared.core.slots import Slot  # noqa: E402
+from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
 from bench.utterances import conversations  # noqa: E402
 from bot import (  # noqa: E402
+    applied_events,
     count_vectors,
     diet_batch,
     diet_forward,
@@ -47,7 +49,8 @@ PATCHED = [(DIETClassifier, "_predict", diet_batch._ORIGINAL),
            (Slot, "__copy__", slot_copy._MARK),
            (Domain, "states_for_tracker_history", past_states._ORIGINAL),
            (Event, "resolve_by_type", event_types._ORIGINAL),
-           (Event, "__init_subclass__", None)]
+           (Event, "__init_subclass__", None),
+           (DialogueStateTracker, "applied_events", applied_events._ORIGINAL)]
 
 
 @pytest.fixture()
@@ -57,6 +60,7 @@ def restore_rasa() -> Iterator[None]:
     slot_copy._plain.clear()
     past_states._folds.clear()
     event_types.forget()
+    applied_events._folds.clear()
 
 
 def answers_only(outputs: list[Any]) -> list[Any]:
@@ -84,6 +88,7 @@ def test_same_parses_and_answers_with_the_patches(
     slot_copy.install()
     past_states.install()
     event_types.install()
+    applied_events.install()
     for owner, name, marker in PATCHED:
         assert marker is None or marker in owner.__dict__, name
     ours = answers_only(talk(agent, turns, "ours"))
