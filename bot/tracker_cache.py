@@ -164,16 +164,12 @@ def _transaction(conn: Any) -> Iterator[None]:
         with conn.begin():
             yield
         return
-    from sqlalchemy.exc import DBAPIError
+    from handoff.store.engine import on_driver
 
     raw = conn.connection.dbapi_connection
     try:
         yield
-        try:
-            raw.commit()
-        except conn.dialect.dbapi.Error as exc:  # as SQLAlchemy's commit would raise it
-            raise DBAPIError.instance("COMMIT", (), exc, conn.dialect.dbapi.Error,
-                                      hide_parameters=True, dialect=conn.dialect) from exc
+        on_driver(conn, raw.commit)  # its errors raised as SQLAlchemy's commit raises them
     except BaseException:
         raw.rollback()
         raise

@@ -102,7 +102,7 @@ class Store:
             raw = conn.connection.dbapi_connection
             if raw.in_transaction:
                 return
-            _on_driver(conn, raw.execute,
+            on_driver(conn, raw.execute,
                        "BEGIN" if conn.get_execution_options().get(_READ_OPTION)
                        else "BEGIN IMMEDIATE")
 
@@ -145,7 +145,7 @@ class Store:
         self.engine.dispose()
 
 
-def _on_driver(conn: Connection, call: Any, *args: Any) -> Any:
+def on_driver(conn: Connection, call: Any, *args: Any) -> Any:
     """A call on the SQLite driver, its errors raised as SQLAlchemy's classes (what
     `Connection.execute` would raise), so callers and `unavailable_as_error` see no
     difference. SQLAlchemy does not wrap what runs outside its own statements."""
@@ -167,13 +167,13 @@ def _driver_transaction(conn: Connection) -> Iterator[None]:
     which joins this one (the "begin" listener sends nothing then); it is then ended through
     SQLAlchemy, so the Connection's state stays right."""
     raw = conn.connection.dbapi_connection
-    _on_driver(conn, raw.execute, "BEGIN IMMEDIATE")
+    on_driver(conn, raw.execute, "BEGIN IMMEDIATE")
     try:
         yield
         if conn.in_transaction():
             conn.commit()
         else:
-            _on_driver(conn, raw.commit)
+            on_driver(conn, raw.commit)
     except BaseException:
         # Also when COMMIT itself failed: SQLite keeps the transaction open then (a deferred
         # constraint, a full disk), and the next BEGIN on this connection would fail.
@@ -188,7 +188,7 @@ def _roll_back(conn: Connection, raw: Any) -> None:
     if conn.in_transaction():
         conn.rollback()
     if raw.in_transaction:
-        _on_driver(conn, raw.rollback)
+        on_driver(conn, raw.rollback)
 
 
 @contextmanager
