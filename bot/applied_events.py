@@ -24,11 +24,11 @@ Every call returns a new list, as Rasa's does. A tracker of another class keeps 
 
 from __future__ import annotations
 
-import operator
-import weakref
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
+
+from bot.per_tracker import PerTracker, continues
 
 _ORIGINAL = "_loanbot_original_applied_events"
 
@@ -40,8 +40,7 @@ class _Fold:
     loop_names: set[str] = field(default_factory=set)
 
 
-# id of a tracker -> (a weak reference to it, its fold); an entry goes with its tracker
-_folds: dict[int, tuple[weakref.ref[Any], _Fold]] = {}
+_folds: PerTracker[_Fold] = PerTracker()  # each tracker's fold
 
 
 def _loop_names(events: Any) -> set[str]:
@@ -79,38 +78,18 @@ def _step(tracker: Any, event: Any, applied: list[Any], loop_names: set[str]) ->
     return applied
 
 
-def _fold_of(tracker: Any) -> _Fold | None:
-    kept = _folds.get(id(tracker))
-    if kept is not None and kept[0]() is tracker:
-        return kept[1]
-    return None
-
-
-def _keep(tracker: Any, fold: _Fold) -> None:
-    ident = id(tracker)
-
-    def gone(ref: weakref.ref[Any], ident: int = ident) -> None:
-        entry = _folds.get(ident)
-        if entry is not None and entry[0] is ref:
-            del _folds[ident]
-
-    _folds[ident] = (weakref.ref(tracker, gone), fold)
-
-
 def applied_events(tracker: Any) -> list[Any]:
     """`DialogueStateTracker.applied_events`, continued from the last call on this tracker."""
     events = tracker.events
-    fold = _fold_of(tracker)
+    fold = _folds.get(tracker)
     new: list[Any] | None = None
-    if fold is not None and len(events) >= len(fold.consumed) and all(
-            map(operator.is_, fold.consumed, events)):
+    if fold is not None and continues(fold.consumed, events):
         new = list(islice(events, len(fold.consumed), None))
         if not _loop_names(new) <= fold.loop_names:
             new = None  # a new loop name: events folded before may now count differently
     if new is None:
         new = list(events)
-        fold = _Fold(loop_names=_loop_names(new))
-        _keep(tracker, fold)
+        fold = _folds.put(tracker, _Fold(loop_names=_loop_names(new)))
     assert fold is not None
     applied = fold.applied
     for event in new:

@@ -29,9 +29,10 @@ A tracker or domain of another class keeps Rasa's own method.
 from __future__ import annotations
 
 import copy
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
+
+from bot.per_tracker import PerTracker, continues
 
 _ORIGINAL = "_loanbot_original_states_for_tracker_history"
 _IMMUTABLE = (str, tuple, int, float, bool, type(None), frozenset)
@@ -50,26 +51,14 @@ class _Fold:
     turn_was_hidden: bool = False
 
 
-# id of a conversation tracker -> (a weak reference to it, {(omit_unset_slots,
-# ignore_rule_only_turns, id of the rule-only data): fold}); an entry goes with its tracker
-# (trackers compare by content and cannot be weak dictionary keys)
-_folds: dict[int, tuple[weakref.ref[Any], dict[tuple[bool, bool, int], _Fold]]] = {}
+# each conversation tracker's folds, by (omit_unset_slots, ignore_rule_only_turns, id of the
+# rule-only data)
+_folds: PerTracker[dict[tuple[bool, bool, int], _Fold]] = PerTracker()
 
 
 def _folds_of(tracker: Any) -> dict[tuple[bool, bool, int], _Fold]:
-    ident = id(tracker)
-    kept = _folds.get(ident)
-    if kept is not None and kept[0]() is tracker:
-        return kept[1]
-    folds: dict[tuple[bool, bool, int], _Fold] = {}
-
-    def gone(ref: weakref.ref[Any], ident: int = ident) -> None:
-        entry = _folds.get(ident)
-        if entry is not None and entry[0] is ref:
-            del _folds[ident]
-
-    _folds[ident] = (weakref.ref(tracker, gone), folds)
-    return folds
+    folds = _folds.get(tracker)
+    return folds if folds is not None else _folds.put(tracker, {})
 
 
 def fold_key(omit_unset_slots: bool, ignore_rule_only_turns: bool,
@@ -105,10 +94,7 @@ def _continues(fold: _Fold | None, domain: Any, rule_only_data: Any,
                applied: list[Any]) -> bool:
     if fold is None or fold.domain is not domain or fold.rule_only_data is not rule_only_data:
         return False
-    consumed = fold.consumed
-    if len(applied) < len(consumed):
-        return False
-    return all(a is b for a, b in zip(consumed, applied, strict=False))
+    return continues(fold.consumed, applied)
 
 
 def handed_out(states: list[Any]) -> list[Any]:

@@ -83,7 +83,7 @@ def test_conversations_grown_event_by_event(patched: None, seed: int) -> None:
         if rng.random() < 0.7:
             assert_rasas(tracker)
     assert_rasas(tracker)
-    assert applied_events._fold_of(tracker) is not None
+    assert applied_events._folds.get(tracker) is not None
 
 
 def test_a_loop_named_late_changes_what_came_before(patched: None) -> None:
@@ -142,4 +142,4 @@ def test_subclasses_keep_rasas_method(patched: None) -> None:
     tracker = Special("special", [])
     tracker.update(ActionExecuted("action_listen"))
     assert ids(tracker.applied_events()) == ids(RASAS(tracker))
-    assert applied_events._fold_of(tracker) is None
+    assert applied_events._folds.get(tracker) is None
