@@ -68,14 +68,15 @@ blocking Rasa's event loop.
   from the last computation instead of replayed from its first event (`bot/past_states.py`);
   a conversation's applied events continued from the last call instead of refolded from its
   first event (`bot/applied_events.py`); an event's class found by its type name in a table
-  instead of a walk of every subclass (`bot/event_types.py`). Each says why its result is
-  Rasa's, and a test compares.
+  instead of a walk of every subclass (`bot/event_types.py`); the deep copies Rasa makes only
+  as arguments of its debug log, and its slot listing for that log, skipped while its debug
+  log is off (`bot/log_copies.py`). Each says why its result is Rasa's, and a test compares.
 
 `LOANBOT_RASA_TUNING`: `1`/`all` (default) applies everything, `0` nothing (then
 `python -m bot.serve` is plain `rasa`), or a comma list of `no_jax`, `validator`, `sqlite`,
 `http`, `tracker_cache`, `graph`, `inference`, `lean_load`, `diet_batch`, `diet_forward`,
 `count_vectors`, `rules`, `domain_check`, `slot_copy`, `past_states`, `applied_events`,
-`event_types`, `tf_threads`, `heap`.
+`event_types`, `log_copies`, `tf_threads`, `heap`.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ from typing import Any
 ENV_SWITCH = "LOANBOT_RASA_TUNING"
 PATCHES = ("no_jax", "validator", "sqlite", "http", "tracker_cache", "graph", "inference",
            "lean_load", "diet_batch", "diet_forward", "count_vectors", "rules", "domain_check",
-           "slot_copy", "past_states", "applied_events", "event_types", "tf_threads", "heap")
+           "slot_copy", "past_states", "applied_events", "event_types", "log_copies",
+           "tf_threads", "heap")
 GC_SETTING = "LOANBOT_GC_YOUNG_THRESHOLD"
 UNUSED_OPTIONAL_MODULE = "jax"
 TF_THREAD_SETTINGS = ("TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS")
@@ -384,6 +386,7 @@ INSTALLERS: dict[str, Callable[[], object]] = {
     "past_states": _module_install("bot.past_states"),
     "applied_events": _module_install("bot.applied_events"),
     "event_types": _module_install("bot.event_types"),
+    "log_copies": _module_install("bot.log_copies"),
     "tf_threads": one_thread_tensorflow_pools,
     "heap": lambda: settle_heap_once_loaded(gc_young_threshold()),
 }
