@@ -51,7 +51,8 @@ _BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
 
 
 def _converter(config: str) -> _Converter:
-    """Build each OpenCC converter once, on first use (it reads its dictionaries from disk)."""
+    """Build each OpenCC converter once, on first use (it reads its dictionaries from disk);
+    the package's conversion, computed faster (bot/opencc_fast.py)."""
     conv = _converters.get(config)
     if conv is None:
         with _converters_lock:
@@ -59,7 +60,9 @@ def _converter(config: str) -> _Converter:
             if conv is None:
                 import opencc
 
-                conv = opencc.OpenCC(config)
+                from bot.opencc_fast import FastOpenCC
+
+                conv = FastOpenCC(opencc.OpenCC(config))
                 _converters[config] = conv
     return conv
 
