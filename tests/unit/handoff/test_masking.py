@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handoff.masking import MaskingFilter, mask_text, mask_value
+from handoff.masking import MaskingFilter, _masked, mask_text, mask_value
 
 
 @pytest.mark.parametrize(
@@ -93,3 +93,23 @@ def test_logging_filter_masks_formatted_message(caplog: pytest.LogCaptureFixture
         logger.removeFilter(masking)
     assert caplog.records[-1].getMessage() == "borrower 138****5678 wrote card ************7890"
     assert "13812345678" not in caplog.text
+
+
+@given(st.text(alphabet="0123456789０１２３４５６７８９ -－\u3000+Xx号元:.卡", max_size=40))
+def test_the_quick_scan_never_skips_a_text_the_patterns_would_mask(text: str) -> None:
+    assert mask_text(text) == (_masked(text) if text else text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("电话138－1234－5678", "电话138－****－5678"),
+    ("卡6222\u30000212\u30003456\u30007890", "卡****\u3000****\u3000****\u30007890"),
+    ("１３８ １２３４ ５６７８", "１３８ **** ５６７８"),
+])
+def test_full_width_separators_still_reach_the_patterns(text: str, expected: str) -> None:
+    assert mask_text(text) == expected
+
+
+def test_the_quick_scan_spares_texts_without_a_long_number() -> None:
+    for text in ("127.0.0.1:54321 - \"WebSocket /socket.io/?EIO=4\" [accepted]",
+                 "借5万分12期", "1381234567", "138 1234 567"):
+        assert mask_text(text) == text == _masked(text)
