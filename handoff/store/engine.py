@@ -154,8 +154,19 @@ def on_driver(conn: Connection, call: Any, *args: Any) -> Any:
         return call(*args)
     except dbapi.Error as exc:
         sql = args[0] if args and isinstance(args[0], str) else getattr(call, "__name__", "")
-        raise DBAPIError.instance(sql, (), exc, dbapi.Error,
-                                  hide_parameters=True, dialect=conn.dialect) from exc
+        raise DBAPIError.instance(
+            sql, (), exc, dbapi.Error, hide_parameters=True, dialect=conn.dialect,
+            connection_invalidated=disconnected(conn, exc),
+        ) from exc
+
+
+def disconnected(conn: Connection, exc: Exception) -> bool:
+    """The dialect's own judgement, as SQLAlchemy makes it for its statements: a closed or
+    lost connection (then `unavailable_as_error` says StoreUnavailable)."""
+    try:
+        return bool(conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
+    except Exception:  # noqa: BLE001 - no judgement: not a disconnect
+        return False
 
 
 @contextmanager
@@ -187,7 +198,8 @@ def _roll_back(conn: Connection, raw: Any) -> None:
     drops the connection instead of keeping one with a transaction still open."""
     if conn.in_transaction():
         conn.rollback()
-    if raw.in_transaction:
+    # Asked through on_driver too: a closed driver connection raises on the question itself.
+    if on_driver(conn, getattr, raw, "in_transaction"):
         on_driver(conn, raw.rollback)
 
 

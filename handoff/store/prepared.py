@@ -26,6 +26,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
+from handoff.store.engine import disconnected
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -84,6 +86,7 @@ class Prepared:
             raise DBAPIError.instance(
                 plan.sql, values, exc, dialect.dbapi.Error,
                 hide_parameters=True, dialect=dialect,
+                connection_invalidated=disconnected(conn, exc),
             ) from exc
 
     def _row(self, plan: _Plan, raw: Sequence[Any]) -> Any:

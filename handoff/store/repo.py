@@ -43,7 +43,9 @@ _BUMP_SEQ_RETURNING = Prepared(text(
     "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = :session_key RETURNING last_seq"
 ).columns(sessions.c.last_seq))
 _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
-_INSERT_SESSION = sessions.insert()
+_SESSION_COLUMNS = ("id", "identity", "state", "episode", "requeued_front", "unresolved_turns",
+                    "last_seq", "version", "created_at", "updated_at")
+_INSERT_SESSION = Prepared(sessions.insert(), column_keys=_SESSION_COLUMNS)
 _MESSAGE_COLUMNS = ("session_id", "seq", "episode", "sender", "agent_id", "display_name", "text",
                     "payload", "intent", "confidence", "client_msg_id", "created_at")
 _INSERT_MESSAGE = Prepared(messages.insert(), column_keys=_MESSAGE_COLUMNS)
@@ -105,7 +107,7 @@ def unknown_session(session_id: str) -> NotFound:
 
 
 def insert_session(conn: Connection, session_id: str, identity: str | None, now: datetime) -> None:
-    conn.execute(_INSERT_SESSION, dict(
+    _INSERT_SESSION.run(conn, dict(
         id=session_id, identity=identity, state="bot", episode=0, requeued_front=False,
         unresolved_turns=0, last_seq=0, version=1, created_at=now, updated_at=now,
     ))

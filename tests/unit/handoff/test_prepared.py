@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from handoff.store import Store, nodes, repo
 from handoff.store.prepared import Prepared
@@ -117,3 +117,27 @@ def test_driver_errors_are_sqlalchemy_errors_without_values(store: Store) -> Non
     assert "110101199003077777" not in str(caught.value)
     with store.read() as conn:  # nothing stored, and the store still works
         assert [m.seq for m in repo.messages_since(conn, A, 0)] == [1, 2, 3]
+
+
+def test_a_new_session_row_is_stored_as_sqlalchemy_stores_it(store: Store) -> None:
+    values = dict(id="c" * 20, identity="user-9", state="bot", episode=0, requeued_front=False,
+                  unresolved_turns=0, last_seq=0, version=1, created_at=NOW, updated_at=NOW)
+    with store.write() as conn:
+        repo.insert_session(conn, "c" * 20, "user-9", NOW)
+        conn.execute(repo._INSERT_SESSION.statement, {**values, "id": "d" * 20})
+        fast, slow = conn.connection.dbapi_connection.execute(
+            "SELECT * FROM sessions WHERE id IN (?, ?) ORDER BY id", ("c" * 20, "d" * 20)
+        ).fetchall()
+    assert (fast[0], slow[0]) == ("c" * 20, "d" * 20)
+    assert fast[1:] == slow[1:]
+
+
+def test_a_lost_connection_is_judged_as_sqlalchemy_judges_it(store: Store) -> None:
+    with store.engine.connect() as conn:
+        conn.connection.dbapi_connection.close()
+        with pytest.raises(DBAPIError) as fast:
+            repo._SESSION_BY_ID.first(conn, {"session_key": A})
+        with pytest.raises(DBAPIError) as slow:
+            conn.execute(repo._SESSION_BY_ID.statement, {"session_key": A})
+    assert type(fast.value) is type(slow.value)
+    assert fast.value.connection_invalidated and slow.value.connection_invalidated

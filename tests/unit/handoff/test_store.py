@@ -153,7 +153,8 @@ def test_driver_transaction_carries_sqlalchemy_statements_too(tmp_path: Path) ->
     Connection is left with no transaction of its own either way."""
     store = Store(f"sqlite:///{tmp_path / 'd.sqlite'}")
     with store.write() as conn:
-        repo.insert_session(conn, "a" + "0" * 19, None, NOW)  # Connection.execute
+        repo.insert_session(conn, "a" + "0" * 19, None, NOW)
+        conn.execute(text("UPDATE sessions SET unresolved_turns = 1"))  # Connection.execute
         repo.append_message(conn, "a" + "0" * 19, episode=1, sender="borrower", text="你好",
                             now=NOW)
         assert conn.in_transaction()
@@ -171,7 +172,7 @@ def test_driver_transaction_carries_sqlalchemy_statements_too(tmp_path: Path) ->
     with store.read() as conn:
         texts = [r[0] for r in conn.exec_driver_sql("SELECT text FROM messages ORDER BY seq")]
         turns = conn.exec_driver_sql("SELECT unresolved_turns FROM sessions").scalar()
-    assert texts == ["你好", "三"] and turns == 0
+    assert texts == ["你好", "三"] and turns == 1
     store.dispose()
 
 
@@ -196,8 +197,10 @@ def test_a_failed_commit_is_sqlalchemy_error_and_nothing_is_kept(tmp_path: Path)
     store.dispose()
 
 
+@pytest.mark.parametrize("through_sqlalchemy", [True, False],
+                         ids=["sqlalchemy-began", "driver-only"])
 def test_a_rollback_that_fails_drops_the_connection_and_the_next_write_works(
-        tmp_path: Path) -> None:
+        tmp_path: Path, through_sqlalchemy: bool) -> None:
     """The driver connection dies inside a write (closed here), so the rollback fails too:
     that surfaces as the connection lost (StoreUnavailable, with the bug that caused it in the
     chain) and the kept connection is dropped, not kept with a transaction the next BEGIN
@@ -208,6 +211,8 @@ def test_a_rollback_that_fails_drops_the_connection_and_the_next_write_works(
     broken = store._writer
     with pytest.raises(StoreUnavailable) as caught, store.write() as conn:
         repo.insert_session(conn, "b" * 20, None, NOW)
+        if through_sqlalchemy:  # SQLAlchemy's own transaction is open too
+            conn.execute(text("UPDATE sessions SET unresolved_turns = 1"))
         conn.connection.dbapi_connection.close()
         raise ValueError("a bug half-way")
     chain: list[BaseException] = []
@@ -224,6 +229,25 @@ def test_a_rollback_that_fails_drops_the_connection_and_the_next_write_works(
     with store.read() as conn:
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM sessions ORDER BY id")]
     assert ids == ["a" * 20, "c" * 20]
+    store.dispose()
+
+
+def test_a_statement_on_a_lost_connection_is_the_store_unavailable(tmp_path: Path) -> None:
+    """A prepared statement (run on the driver) that finds its connection gone is judged by
+    the dialect as SQLAlchemy judges its own: a lost connection, so StoreUnavailable (what the
+    flows retry), and the next write gets a fresh connection."""
+    store = Store(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    with store.write() as conn:
+        repo.insert_session(conn, "a" * 20, None, NOW)
+    with pytest.raises(StoreUnavailable), store.write() as conn:
+        conn.connection.dbapi_connection.close()
+        repo.append_message(conn, "a" * 20, episode=1, sender="borrower", text="你好", now=NOW)
+    assert store._writer is None
+    with store.write() as conn:
+        repo.append_message(conn, "a" * 20, episode=1, sender="borrower", text="再来", now=NOW)
+    with store.read() as conn:
+        texts = [r[0] for r in conn.exec_driver_sql("SELECT text FROM messages")]
+    assert texts == ["再来"]
     store.dispose()
 
 
