@@ -45,6 +45,7 @@ from handoff.rasa_client import RasaClient
 from handoff.replay_marks import LocalManager, LocalMarks, RedisManager, RedisMarks, ReplayMarks
 from handoff.service import HandoffService
 from handoff.settings import Settings
+from handoff.sio_packet import LoanPacket
 from handoff.store import Store
 from handoff.store_calls import store_runner
 
@@ -179,6 +180,7 @@ def build_gateway(
         max_http_buffer_size=MAX_SOCKET_FRAME,
         logger=False,
         engineio_logger=False,
+        serializer=LoanPacket,  # the binary check that stops at its answer (sio_packet.py)
     )
     delivery = Delivery(sio, rasa, service, store_runner(settings.store_calls, store.is_sqlite),
                         marks)
