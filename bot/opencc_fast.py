@@ -1,5 +1,5 @@
 """OpenCC's conversion (the pure-Python `opencc-python-reimplemented` 0.1.7), computed with
-each dictionary looked up once per position instead of once per position per try.
+each dictionary searched once per text instead of again in every piece a match leaves.
 
 That package converts a string by a tree: for each dictionary of a group in turn, it finds the
 longest key anywhere in a node's text (leftmost among the longest) by trying every length from
@@ -10,10 +10,10 @@ dictionary, and a long reply (a repayment schedule for a borrower who writes Tra
 searched again in every piece a match leaves: ≈ 4 % of a tuned Rasa turn (docs/benchmarks.md,
 session 16), every message being converted to Simplified for the NLU.
 
-The same result, computed differently: every key that occurs is found once, walking each
-position only as far as some key still begins with the text read (a set of the keys'
-prefixes); then the matches are taken longest first, leftmost among equals, skipping any that
-overlaps one already taken. That is the tree's choice: the tree takes the longest-leftmost
+The same result, computed differently: every key that occurs is found once, each position
+tried only for the lengths up to the longest key that begins with its character; then the
+matches are taken longest first, leftmost among equals, skipping any that overlaps one
+already taken. That is the tree's choice: the tree takes the longest-leftmost
 match of the whole text, then, separately left and right of it, the longest-leftmost match
 that fits there, which is the next match in that same order that overlaps nothing taken. The
 gaps between the taken matches are the tree's unmatched nodes, each converted on its own by

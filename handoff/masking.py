@@ -64,7 +64,7 @@ def _masked_positions(match: re.Match[str], keep_first: int, keep_last: int = 4)
 # Every pattern above matches a run of at least 11 digits, spaces and hyphens (full-width ones
 # too) that begins and ends with a digit; text without such a run has nothing to mask. One scan
 # for it spares most texts (log lines with ports and times, amounts) the four patterns:
-# ≈ 40 → 12 µs for a log line of the gateway's.
+# a uvicorn connection line ≈ 41 → 16 µs, written whole, its masking ≈ 30 → 2 µs.
 _NUMBER_RUN = re.compile(r"\d[\d \-\uff0d\u3000]{9,}\d")
 
 
