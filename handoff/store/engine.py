@@ -149,24 +149,24 @@ def on_driver(conn: Connection, call: Any, *args: Any) -> Any:
     """A call on the SQLite driver, its errors raised as SQLAlchemy's classes (what
     `Connection.execute` would raise), so callers and `unavailable_as_error` see no
     difference. SQLAlchemy does not wrap what runs outside its own statements."""
-    dbapi = conn.dialect.dbapi
     try:
         return call(*args)
-    except dbapi.Error as exc:
+    except conn.dialect.dbapi.Error as exc:
         sql = args[0] if args and isinstance(args[0], str) else getattr(call, "__name__", "")
-        raise DBAPIError.instance(
-            sql, (), exc, dbapi.Error, hide_parameters=True, dialect=conn.dialect,
-            connection_invalidated=disconnected(conn, exc),
-        ) from exc
+        raise driver_error(conn, sql, (), exc) from exc
 
 
-def disconnected(conn: Connection, exc: Exception) -> bool:
-    """The dialect's own judgement, as SQLAlchemy makes it for its statements: a closed or
-    lost connection (then `unavailable_as_error` says StoreUnavailable)."""
+def driver_error(conn: Connection, sql: str, params: Any, exc: Exception) -> DBAPIError:
+    """A driver's error as SQLAlchemy raises it for its own statements: its class, parameter
+    values hidden, and the dialect's judgement of a closed or lost connection (which
+    `unavailable_as_error` turns into StoreUnavailable)."""
+    dialect = conn.dialect
     try:
-        return bool(conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
+        lost = bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
     except Exception:  # noqa: BLE001 - no judgement: not a disconnect
-        return False
+        lost = False
+    return DBAPIError.instance(sql, params, exc, dialect.dbapi.Error, hide_parameters=True,
+                               dialect=dialect, connection_invalidated=lost)
 
 
 @contextmanager

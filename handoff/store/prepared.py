@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
-from handoff.store.engine import disconnected
+from handoff.store.engine import driver_error
 
 Processor = Callable[[Any], Any] | None
 
@@ -83,11 +82,7 @@ class Prepared:
         try:
             return conn.connection.dbapi_connection.execute(plan.sql, values), plan
         except dialect.dbapi.Error as exc:
-            raise DBAPIError.instance(
-                plan.sql, values, exc, dialect.dbapi.Error,
-                hide_parameters=True, dialect=dialect,
-                connection_invalidated=disconnected(conn, exc),
-            ) from exc
+            raise driver_error(conn, plan.sql, values, exc) from exc
 
     def _row(self, plan: _Plan, raw: Sequence[Any]) -> Any:
         return plan.row_type(*(v if p is None else p(v)
