@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from bench.drivers import (
 from bench.report import write_report
 from bench.stats import LevelResult
 from handoff import heap
-from tests.stack import BIN, ROOT
+from tests.stack import BIN, GATEWAY_PYTHON, ROOT
 
 log = logging.getLogger("bench")
 
@@ -204,6 +205,14 @@ def _run_system(system: str, workdir: Path, model: Path, levels: list[int],
         }
 
 
+def interpreters() -> dict[str, str]:
+    """Which CPython runs what: Rasa and the load generator share .venv, the gateway has its own."""
+    gateway = subprocess.run(
+        [GATEWAY_PYTHON, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    return {"rasa": platform.python_version(), "gateway": gateway}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -215,7 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(), "levels": levels,
         "seconds": args.seconds, "warmup": args.warmup, "think": args.think, "note": args.note,
-        "systems": {}, "results": [],
+        "systems": {}, "results": [], "pythons": interpreters(),
     }
     with contextlib.ExitStack() as cleanup:
         if args.workdir:

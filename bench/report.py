@@ -137,7 +137,9 @@ def measured_section(data: dict[str, Any], plot_name: str | None) -> list[str]:
            f"before: {', '.join(f'{x:.2f}' for x in data['loadavg_before'])}. "
            f"{data['warmup']:g} s warm-up + {data['seconds']:g} s measured per level; "
            + (f"borrowers pause {data['think']:g} s (±50 %) before each next message."
-              if data.get("think") else "closed loop, no think time."), ""]
+              if data.get("think") else "closed loop, no think time.")
+           + (f" Python {data['pythons']['rasa']} for Rasa and the load generator, "
+              f"{data['pythons']['gateway']} for the gateway." if data.get("pythons") else ""), ""]
     if data.get("note"):
         out += [data["note"], ""]
     out += [f"Command: `{data['command']}`", ""]

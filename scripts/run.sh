@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 export RASA_TELEMETRY_ENABLED=false
 PY=.venv/bin/python
+GATEWAY_PY="$("$PY" -m handoff.interpreter)"  # .venv-gateway's Python 3.11 if set up
 RASA=.venv/bin/rasa
 MODEL=models/loanbot.tar.gz
 ACTION_PORT="${ACTION_PORT:-5055}"
@@ -94,7 +95,7 @@ gateway_up=no
 if [ -f handoff/__main__.py ]; then
   if port_busy "$HANDOFF_PORT"; then echo "ERROR: port $HANDOFF_PORT is in use" >&2; exit 1; fi
   echo "==> starting handoff gateway on $HANDOFF_HOST:$HANDOFF_PORT (log: var/log/handoff.log)"
-  HANDOFF_HOST="$HANDOFF_HOST" HANDOFF_PORT="$HANDOFF_PORT" "$PY" -m handoff >var/log/handoff.log 2>&1 &
+  HANDOFF_HOST="$HANDOFF_HOST" HANDOFF_PORT="$HANDOFF_PORT" "$GATEWAY_PY" -m handoff >var/log/handoff.log 2>&1 &
   pids+=($!)
   wait_for "gateway" "http://$HANDOFF_HOST:$HANDOFF_PORT/healthz" 60 var/log/handoff.log
   gateway_up=yes

@@ -18,8 +18,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handoff.interpreter import gateway_python
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# The gateway runs on its own interpreter as in `make run` (handoff/interpreter.py).
+GATEWAY_PYTHON = gateway_python(fallback=sys.executable)
 
 
 def free_port() -> int:
@@ -131,7 +135,7 @@ def start_gateway(workdir: Path, rasa_url: str, rasa_token: str, **env: str) -> 
     port = free_port()
     log = workdir / "gateway.log"
     process = _spawn(
-        [str(BIN / "python"), "-m", "handoff"],
+        [GATEWAY_PYTHON, "-m", "handoff"],
         {
             "HANDOFF_HOST": "127.0.0.1",
             "HANDOFF_PORT": str(port),

@@ -38,6 +38,7 @@ from handoff.store import Store, repo
 from handoff.store.schema import messages
 from tests.integration.conftest import AGENTS, PASSWORD
 from tests.integration.fake_rasa import free_port
+from tests.stack import GATEWAY_PYTHON
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -137,7 +138,7 @@ def gateway_process(workdir: Path, db_url: str, rasa_url: str, **env: str) -> Pr
         "HANDOFF_POLICY_FILE": str(ROOT / "config" / "handoff.yml"),
         **{f"HANDOFF_{k.upper()}": v for k, v in env.items()},
     }
-    return Proc("gateway", [PY, "-m", "handoff"], environ, port, "/healthz",
+    return Proc("gateway", [GATEWAY_PYTHON, "-m", "handoff"], environ, port, "/healthz",
                 workdir / f"gateway-{port}.log")
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from handoff.auth import hash_password
 from handoff.store import Store, repo
+from tests.stack import GATEWAY_PYTHON
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN = os.environ.get("LOANBOT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -142,7 +143,7 @@ def start_node(node_id: str, workdir: Path, env: dict[str, str], seconds: float 
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"{node_id}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "handoff"], cwd=ROOT, stdout=log.open("wb"),
+        [GATEWAY_PYTHON, "-m", "handoff"], cwd=ROOT, stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "HANDOFF_HOST": "127.0.0.1",
              "HANDOFF_PORT": str(port), "HANDOFF_NODE_ID": node_id,

@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ import pytest
 import socketio
 
 from tests.integration.fake_rasa import free_port
+from tests.stack import GATEWAY_PYTHON
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ async def test_python_m_handoff_serves_health_and_websockets(tmp_path: Path) -> 
         "HANDOFF_RASA_URL": f"http://127.0.0.1:{free_port()}",
     }
     log = (tmp_path / "gateway.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "handoff"], cwd=ROOT, env=env,
+    process = subprocess.Popen([GATEWAY_PYTHON, "-m", "handoff"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -49,6 +49,8 @@ async def test_python_m_handoff_serves_health_and_websockets(tmp_path: Path) -> 
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline, "gateway did not come up"
                 time.sleep(0.2)
+        # the interpreter `make run` gives it (handoff/interpreter.py), not just any Python
+        assert Path(f"/proc/{process.pid}/exe").resolve() == Path(GATEWAY_PYTHON).resolve()
         client = socketio.AsyncClient(reconnection=False)
         await client.connect(url, transports=["websocket"], wait_timeout=5)
         assert client.transport() == "websocket"

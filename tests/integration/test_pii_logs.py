@@ -16,7 +16,6 @@ import logging
 import os
 import secrets
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +38,7 @@ from tests.integration.conftest import (
     http_json,
 )
 from tests.integration.fake_rasa import FakeRasa, free_port
+from tests.stack import GATEWAY_PYTHON
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -121,7 +121,7 @@ async def test_production_logging_of_python_m_handoff_has_no_full_numbers(
     }
     log_path = tmp_path / "gateway.log"
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "handoff"], cwd=ROOT, env=env,
+        process = subprocess.Popen([GATEWAY_PYTHON, "-m", "handoff"], cwd=ROOT, env=env,
                                    stdout=log_file, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"

@@ -135,3 +135,14 @@ def test_a_kept_turn_is_not_tracked_by_the_collector() -> None:
     turns = level.turns
     assert turns[0] == Turn(0.0, 0.01, "rate") and turns[-1].latency is None
     assert len(level.latencies) == 100 and level.timeouts == 1
+
+
+def test_the_report_names_each_services_python_when_the_run_recorded_them(tmp_path: Path) -> None:
+    data = _data(gateway_rps=200, vanilla_rps=40)
+    path = tmp_path / "b.md"
+    write_report(data, path)  # a run from before session 17 recorded none
+    assert "for the gateway" not in path.read_text()
+    data["pythons"] = {"rasa": "3.10.13", "gateway": "3.11.7"}
+    write_report(data, path)
+    assert ("Python 3.10.13 for Rasa and the load generator, 3.11.7 for the gateway."
+            in path.read_text())
