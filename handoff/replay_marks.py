@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import socketio
 
 from handoff.inline_emit import InlineDelivery
+from handoff.sio_rooms import IndexedRooms
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +155,13 @@ class MarkDeliveries(socketio.AsyncManager):
             return False
 
 
-class LocalManager(MarkDeliveries, InlineDelivery):
-    """One node: in-process rooms."""
+class LocalManager(MarkDeliveries, InlineDelivery, IndexedRooms):
+    """One node: in-process rooms (each socket's indexed, handoff.sio_rooms)."""
 
 
-class RedisManager(socketio.AsyncRedisManager, MarkDeliveries, InlineDelivery):
+class RedisManager(socketio.AsyncRedisManager, MarkDeliveries, InlineDelivery, IndexedRooms):
     """Several nodes: rooms over Redis pub/sub; MarkDeliveries sits between the pub/sub layer
-    and the local delivery, so it runs where the socket is."""
+    and the local delivery, so it runs where the socket is; the local rooms are indexed as on
+    one node."""
 
 
