@@ -29,10 +29,10 @@ setup_gateway_venv() {
     echo "    message; requirements-gateway.txt). 'pyenv install 3.11' and re-run to change that."
     return 0
   fi
-  if [ ! -x .venv-gateway/bin/python ]; then
-    echo "==> creating .venv-gateway (the gateway's own interpreter) with $py"
-    "$py" -m venv .venv-gateway
-  fi
+  # Made afresh whenever its pins change, so it holds exactly them (a test checks).
+  rm -rf .venv-gateway
+  echo "==> creating .venv-gateway (the gateway's own interpreter) with $py"
+  "$py" -m venv .venv-gateway
   echo "==> installing the gateway's pinned dependencies"
   .venv-gateway/bin/python -m pip install --quiet --upgrade "pip==25.3" 2>&1 | grep -v "^WARNING: Location" || true
   .venv-gateway/bin/python -m pip install --quiet -r requirements-gateway.txt 2>&1 | grep -v "^WARNING: Location" || true
