@@ -49,7 +49,9 @@ _INSERT_SESSION = Prepared(sessions.insert(), column_keys=_SESSION_COLUMNS)
 _MESSAGE_COLUMNS = ("session_id", "seq", "episode", "sender", "agent_id", "display_name", "text",
                     "payload", "intent", "confidence", "client_msg_id", "created_at")
 _INSERT_MESSAGE = Prepared(messages.insert(), column_keys=_MESSAGE_COLUMNS)
-_INSERT_TRANSITION = transitions.insert()
+_TRANSITION_COLUMNS = ("session_id", "from_state", "to_state", "event", "actor", "reason",
+                       "handle_seconds", "created_at")
+_INSERT_TRANSITION = Prepared(transitions.insert(), column_keys=_TRANSITION_COLUMNS)
 _MESSAGES_SINCE = Prepared(select(messages)
                            .where(and_(messages.c.session_id == bindparam("session_key"),
                                        messages.c.seq > bindparam("seq_key")))
@@ -84,6 +86,56 @@ _AGENT = Prepared(select(agents).where(agents.c.username == bindparam("username_
 _AGENT_FOR_UPDATE = Prepared(_AGENT.statement.with_for_update(), name="agent")
 _ACTIVE_AGENTS = Prepared(
     select(agents).where(agents.c.active.is_(True)).order_by(agents.c.id), name="agent")
+# ...and of a hand-off's own writes and the agent's views of it: a session's state changes,
+# the claim, the audit trail, the intent of the message that triggered it.
+_CLAIM_SESSION = Prepared(
+    update(sessions)
+    .where(and_(sessions.c.id == bindparam("session_key"), sessions.c.state == "queued",
+                sessions.c.version == bindparam("version_key")))
+    .values(state="assigned", agent_id=bindparam("agent_val", type_=sessions.c.agent_id.type),
+            claimed_at=bindparam("now_val", type_=sessions.c.claimed_at.type),
+            requeued_front=False,
+            version=bindparam("new_version_val", type_=sessions.c.version.type),
+            updated_at=bindparam("now_val", type_=sessions.c.updated_at.type)))
+_SESSION_UPDATES: dict[tuple[str, ...], Prepared] = {}  # one per set of columns changed
+_LAST_BORROWER_SEQ = Prepared(
+    select(func.max(messages.c.seq).label("seq"))
+    .where(and_(messages.c.session_id == bindparam("session_key"),
+                messages.c.sender == "borrower")), name="last")
+_SET_MESSAGE_INTENT = Prepared(
+    update(messages)
+    .where(and_(messages.c.session_id == bindparam("session_key"),
+                messages.c.seq == bindparam("seq_key"), messages.c.sender == "borrower"))
+    .values(intent=bindparam("intent_val", type_=messages.c.intent.type),
+            confidence=bindparam("confidence_val", type_=messages.c.confidence.type)))
+_TRANSITIONS_OF = Prepared(
+    select(transitions).where(transitions.c.session_id == bindparam("session_key"))
+    .order_by(transitions.c.id), name="transition")
+# Reads over a list of sessions or agents: one statement object each, with an expanding IN,
+# so SQLAlchemy keys and compiles it once instead of on every call (not on the driver: the
+# list's length varies).
+_NEWEST_BORROWER = (
+    select(messages.c.session_id, func.max(messages.c.seq).label("seq"))
+    .where(and_(messages.c.session_id.in_(bindparam("ids_key", expanding=True)),
+                messages.c.sender == "borrower"))
+    .group_by(messages.c.session_id)
+    .subquery()
+)
+_LAST_BORROWER_TEXTS = select(messages.c.session_id, messages.c.text).join(
+    _NEWEST_BORROWER,
+    and_(messages.c.session_id == _NEWEST_BORROWER.c.session_id,
+         messages.c.seq == _NEWEST_BORROWER.c.seq),
+)
+_MESSAGES_OF_SESSIONS = (
+    select(messages, sessions.c.created_at.label("session_created"))
+    .join(sessions, sessions.c.id == messages.c.session_id)
+    .where(messages.c.session_id.in_(bindparam("ids_key", expanding=True)))
+    .order_by(sessions.c.created_at, messages.c.session_id, messages.c.seq)
+)
+_NOTES_OF = (select(notes).where(notes.c.session_id.in_(bindparam("ids_key", expanding=True)))
+             .order_by(notes.c.id))
+_DISPLAY_NAMES = select(agents.c.username, agents.c.display_name).where(
+    agents.c.username.in_(bindparam("ids_key", expanding=True)))
 
 # --- sessions ----------------------------------------------------------------------------
 
@@ -118,12 +170,20 @@ def update_session(
 ) -> int:
     """Update the row only if nobody changed it since `version` was read; returns the new
     version. Raises ConflictError when the row moved on (optimistic concurrency)."""
-    result = conn.execute(
-        update(sessions)
-        .where(and_(sessions.c.id == session_id, sessions.c.version == version))
-        .values(**values, version=version + 1, updated_at=now)
-    )
-    if result.rowcount != 1:
+    keys = tuple(sorted(values))
+    statement = _SESSION_UPDATES.get(keys)
+    if statement is None:
+        statement = _SESSION_UPDATES[keys] = Prepared(
+            update(sessions)
+            .where(and_(sessions.c.id == bindparam("session_key"),
+                        sessions.c.version == bindparam("version_key")))
+            .values(**{k: bindparam(f"{k}_val", type_=sessions.c[k].type) for k in keys},
+                    version=bindparam("new_version_val", type_=sessions.c.version.type),
+                    updated_at=bindparam("updated_at_val", type_=sessions.c.updated_at.type)))
+    params = {f"{k}_val": v for k, v in values.items()}
+    params.update(session_key=session_id, version_key=version, new_version_val=version + 1,
+                  updated_at_val=now)
+    if statement.run(conn, params) != 1:
         raise ConflictError(f"session {session_id} changed concurrently")
     return version + 1
 
@@ -132,21 +192,9 @@ def claim_session(
     conn: Connection, session_id: str, agent_id: str, version: int, now: datetime
 ) -> bool:
     """The atomic claim: one conditional UPDATE; True only for the single winner."""
-    result = conn.execute(
-        update(sessions)
-        .where(
-            and_(
-                sessions.c.id == session_id,
-                sessions.c.state == "queued",
-                sessions.c.version == version,
-            )
-        )
-        .values(
-            state="assigned", agent_id=agent_id, claimed_at=now, requeued_front=False,
-            version=version + 1, updated_at=now,
-        )
-    )
-    return result.rowcount == 1
+    return _CLAIM_SESSION.run(conn, {
+        "session_key": session_id, "version_key": version, "agent_val": agent_id,
+        "now_val": now, "new_version_val": version + 1}) == 1
 
 
 def queued_sessions(conn: Connection) -> list[Row]:
@@ -267,12 +315,7 @@ def last_messages(conn: Connection, session_id: str, count: int) -> list[Message
 def messages_of_sessions(conn: Connection, session_ids: Sequence[str]) -> list[MessageView]:
     if not session_ids:
         return []
-    rows = conn.execute(
-        select(messages, sessions.c.created_at.label("session_created"))
-        .join(sessions, sessions.c.id == messages.c.session_id)
-        .where(messages.c.session_id.in_(list(session_ids)))
-        .order_by(sessions.c.created_at, messages.c.session_id, messages.c.seq)
-    )
+    rows = conn.execute(_MESSAGES_OF_SESSIONS, {"ids_key": list(session_ids)})
     return [message_view(r) for r in rows]
 
 
@@ -287,44 +330,21 @@ def last_borrower_texts(conn: Connection, session_ids: Iterable[str]) -> dict[st
     ids = list(session_ids)
     if not ids:
         return {}
-    newest = (
-        select(messages.c.session_id, func.max(messages.c.seq).label("seq"))
-        .where(and_(messages.c.session_id.in_(ids), messages.c.sender == "borrower"))
-        .group_by(messages.c.session_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(messages.c.session_id, messages.c.text).join(
-            newest,
-            and_(messages.c.session_id == newest.c.session_id, messages.c.seq == newest.c.seq),
-        )
-    )
+    rows = conn.execute(_LAST_BORROWER_TEXTS, {"ids_key": ids})
     return {r.session_id: r.text for r in rows}
 
 
 def set_message_intent(
     conn: Connection, session_id: str, seq: int, intent: str, confidence: float | None
 ) -> bool:
-    result = conn.execute(
-        update(messages)
-        .where(
-            and_(
-                messages.c.session_id == session_id,
-                messages.c.seq == seq,
-                messages.c.sender == "borrower",
-            )
-        )
-        .values(intent=intent, confidence=confidence)
-    )
-    return result.rowcount == 1
+    return _SET_MESSAGE_INTENT.run(conn, {
+        "session_key": session_id, "seq_key": seq, "intent_val": intent,
+        "confidence_val": confidence}) == 1
 
 
 def last_borrower_seq(conn: Connection, session_id: str) -> int | None:
-    return conn.execute(
-        select(func.max(messages.c.seq)).where(
-            and_(messages.c.session_id == session_id, messages.c.sender == "borrower")
-        )
-    ).scalar()
+    row = _LAST_BORROWER_SEQ.first(conn, {"session_key": session_id})
+    return None if row is None or row.seq is None else int(row.seq)
 
 
 def message_view(row: Row) -> MessageView:
@@ -351,7 +371,7 @@ def insert_transition(
     now: datetime,
     handle_seconds: float | None = None,
 ) -> None:
-    conn.execute(_INSERT_TRANSITION, dict(
+    _INSERT_TRANSITION.run(conn, dict(
         session_id=session_id, from_state=from_state, to_state=to_state, event=event,
         actor=actor, reason=(reason or None) and reason[:255], handle_seconds=handle_seconds,
         created_at=now,
@@ -359,11 +379,7 @@ def insert_transition(
 
 
 def transitions_of(conn: Connection, session_id: str) -> list[TransitionView]:
-    rows = conn.execute(
-        select(transitions)
-        .where(transitions.c.session_id == session_id)
-        .order_by(transitions.c.id)
-    )
+    rows = _TRANSITIONS_OF.all(conn, {"session_key": session_id})
     return [
         TransitionView(
             session_id=r.session_id, from_state=r.from_state, to_state=r.to_state,
@@ -399,9 +415,7 @@ def insert_note(
 def notes_of(conn: Connection, session_ids: Sequence[str]) -> list[NoteView]:
     if not session_ids:
         return []
-    rows = conn.execute(
-        select(notes).where(notes.c.session_id.in_(list(session_ids))).order_by(notes.c.id)
-    )
+    rows = conn.execute(_NOTES_OF, {"ids_key": list(session_ids)})
     return [
         NoteView(id=r.id, session_id=r.session_id, agent_id=r.agent_id,
                  display_name=r.display_name, text=r.text, created_at=r.created_at)
@@ -545,7 +559,5 @@ def display_names(conn: Connection, usernames: Iterable[str]) -> dict[str, str]:
     names = [u for u in set(usernames) if u]
     if not names:
         return {}
-    rows = conn.execute(
-        select(agents.c.username, agents.c.display_name).where(agents.c.username.in_(names))
-    )
+    rows = conn.execute(_DISPLAY_NAMES, {"ids_key": names})
     return {r.username: r.display_name for r in rows}

@@ -35,6 +35,9 @@ def store(tmp_path: Path) -> Store:
             repo.append_message(conn, A, episode=0, sender=sender, text=f"第{i}条", now=NOW,
                                 payload=payload, client_msg_id=f"c{i}")
         nodes.add_pending_turn(conn, "node-1", A, 3, "第2条", {"seq": 3, "k": [1, 2]}, NOW)
+        repo.insert_transition(conn, B, from_state="bot", to_state="queued",
+                               event="handoff_requested", actor="bot", reason="投诉" * 200,
+                               now=NOW, handle_seconds=None)
         repo.insert_agent(conn, username="gina", display_name="小王", password_hash="x",
                           skills=["general", "fraud"], role="agent", max_sessions=3, now=NOW)
     return s
@@ -61,12 +64,15 @@ def both(store: Store, prepared: Prepared, params: dict) -> tuple[list, list]:
     ("_LAST_BORROWER_TEXT", {"session_key": A}),
     ("_AGENT", {"username_key": "gina"}),
     ("_AGENT_FOR_UPDATE", {"username_key": "gina"}),
+    ("_LAST_BORROWER_SEQ", {"session_key": A}),
+    ("_LAST_BORROWER_SEQ", {"session_key": B}),
+    ("_TRANSITIONS_OF", {"session_key": B}),
 ])
 def test_rows_are_the_ones_sqlalchemy_returns(store: Store, name: str, params: dict) -> None:
     fast, slow = both(store, getattr(repo, name), params)
     assert fast == slow
     if name in ("_SESSION_BY_ID", "_MESSAGES_SINCE", "_QUEUED_SESSIONS", "_LAST_BORROWER_TEXT",
-                "_AGENT", "_ACTIVE_AGENTS"):
+                "_AGENT", "_ACTIVE_AGENTS", "_LAST_BORROWER_SEQ", "_TRANSITIONS_OF"):
         assert fast  # the comparison is not of two empty lists
 
 
@@ -141,3 +147,88 @@ def test_a_lost_connection_is_judged_as_sqlalchemy_judges_it(store: Store) -> No
             conn.execute(repo._SESSION_BY_ID.statement, {"session_key": A})
     assert type(fast.value) is type(slow.value)
     assert fast.value.connection_invalidated and slow.value.connection_invalidated
+
+
+def _raw(conn: object, sql: str, *params: object) -> list[tuple]:
+    return conn.connection.dbapi_connection.execute(sql, params).fetchall()  # type: ignore[attr-defined]
+
+
+def _twin_sessions(conn: object) -> None:
+    """Two identical queued sessions: one changed by the driver path, one by SQLAlchemy."""
+    for sid in ("c" * 20, "d" * 20):
+        repo.insert_session(conn, sid, "user-9", NOW)  # type: ignore[arg-type]
+        repo.update_session(conn, sid, 1, NOW, state="queued", skill="general",  # type: ignore[arg-type]
+                            waiting_since=NOW, requeued_front=True)
+
+
+def test_a_hand_offs_writes_store_what_sqlalchemy_stores(store: Store) -> None:
+    """Each statement a hand-off writes on the driver against the statement it replaced,
+    run by SQLAlchemy on a twin row: the same bytes in every column."""
+    from sqlalchemy import and_, update
+
+    from handoff.store.schema import messages, sessions
+
+    later = NOW + timedelta(minutes=3, microseconds=7)
+    c, d = "c" * 20, "d" * 20
+    with store.write() as conn:
+        _twin_sessions(conn)
+        # a state change with several columns, JSON and NULLs among them
+        repo.update_session(conn, c, 2, later, state="assigned", agent_id="gina",
+                            slots={"amount": 1.5, "名": None}, waiting_since=None,
+                            claimed_at=later)
+        conn.execute(update(sessions).where(and_(sessions.c.id == d, sessions.c.version == 2))
+                     .values(state="assigned", agent_id="gina", slots={"amount": 1.5, "名": None},
+                             waiting_since=None, claimed_at=later, version=3, updated_at=later))
+        fast, slow = _raw(conn, "SELECT * FROM sessions WHERE id IN (?, ?) ORDER BY id", c, d)
+        assert fast[1:] == slow[1:]
+        # the claim (needs a queued row of the right version)
+        _twin = ("e" * 20, "f" * 20)
+        for sid in _twin:
+            repo.insert_session(conn, sid, None, NOW)
+            repo.update_session(conn, sid, 1, NOW, state="queued", requeued_front=True)
+        assert repo.claim_session(conn, _twin[0], "gina", 2, later) is True
+        conn.execute(update(sessions).where(and_(
+            sessions.c.id == _twin[1], sessions.c.state == "queued", sessions.c.version == 2))
+            .values(state="assigned", agent_id="gina", claimed_at=later, requeued_front=False,
+                    version=3, updated_at=later))
+        fast, slow = _raw(conn, "SELECT * FROM sessions WHERE id IN (?, ?) ORDER BY id", *_twin)
+        assert fast[1:] == slow[1:] and fast[2] == "assigned"
+        assert repo.claim_session(conn, _twin[0], "gina", 2, later) is False  # stale version
+        # the intent of the message that triggered the hand-off
+        assert repo.set_message_intent(conn, A, 3, "complaint", 0.875) is True
+        assert repo.set_message_intent(conn, A, 2, "complaint", 0.875) is False  # a bot's
+        conn.execute(update(messages).where(and_(messages.c.session_id == A, messages.c.seq == 1,
+                                                 messages.c.sender == "borrower"))
+                     .values(intent="complaint", confidence=0.875))
+        first, third = _raw(conn, "SELECT intent, confidence FROM messages WHERE session_id = ? "
+                                  "AND sender = 'borrower' ORDER BY seq", A)
+        assert first == third == ("complaint", 0.875)
+        # the audit trail: the same row, the long reason cut the same way
+        repo.insert_transition(conn, d, from_state="queued", to_state="assigned",
+                               event="claimed", actor="gina", reason="原因" * 200, now=later,
+                               handle_seconds=12.5)
+        conn.execute(repo._INSERT_TRANSITION.statement, dict(
+            session_id=c, from_state="queued", to_state="assigned", event="claimed",
+            actor="gina", reason=("原因" * 200)[:255], handle_seconds=12.5, created_at=later))
+        fast, slow = _raw(conn, "SELECT * FROM transitions WHERE session_id IN (?, ?) "
+                                "AND event = 'claimed' ORDER BY session_id DESC", d, c)
+        assert fast[2:] == slow[2:]  # columns: id, session_id, then the rest
+    with store.read() as conn:
+        assert repo.last_borrower_seq(conn, A) == 3 and repo.last_borrower_seq(conn, B) is None
+        assert [t.event for t in repo.transitions_of(conn, d)] == ["claimed"]
+
+
+def test_reads_over_lists_answer_for_any_length(store: Store) -> None:
+    with store.write() as conn:
+        repo.append_message(conn, B, episode=0, sender="borrower", text="人工", now=NOW)
+        repo.insert_note(conn, A, "gina", "小王", "已核实", NOW)
+    with store.read() as conn:
+        assert repo.last_borrower_texts(conn, [A]) == {A: "第2条"}
+        assert repo.last_borrower_texts(conn, [A, B, "x" * 20]) == {A: "第2条", B: "人工"}
+        assert repo.last_borrower_texts(conn, []) == {}
+        assert [m.seq for m in repo.messages_of_sessions(conn, [A])] == [1, 2, 3]
+        assert len(repo.messages_of_sessions(conn, [A, B])) == 4
+        assert [n.text for n in repo.notes_of(conn, [B, A])] == ["已核实"]
+        assert repo.notes_of(conn, [B]) == []
+        assert repo.display_names(conn, ["gina", "nobody", ""]) == {"gina": "小王"}
+        assert repo.display_names(conn, ["nobody"]) == {}
