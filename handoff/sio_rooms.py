@@ -76,12 +76,10 @@ class RoomMembers:
 class IndexedRooms(socketio.AsyncManager):
     """BaseManager's room bookkeeping with a per-socket index of rooms."""
 
-    _rooms_of: dict[tuple[Any, Any], dict[Any, None]] | None = None
-
-    def _index(self) -> dict[tuple[Any, Any], dict[Any, None]]:
-        if self._rooms_of is None:
-            self._rooms_of = {}
-        return self._rooms_of
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (namespace, sid) → the socket's rooms, in the order it joined them
+        self._rooms_of: dict[tuple[Any, Any], dict[Any, None]] = {}
 
     def basic_enter_room(self, sid: Any, namespace: Any, room: Any,
                          eio_sid: Any = None) -> None:
@@ -96,7 +94,7 @@ class IndexedRooms(socketio.AsyncManager):
         if eio_sid is None:
             eio_sid = rooms[None][sid]
         members[sid] = eio_sid
-        self._index().setdefault((namespace, sid), {})[room] = None
+        self._rooms_of.setdefault((namespace, sid), {})[room] = None
 
     def basic_leave_room(self, sid: Any, namespace: Any, room: Any) -> None:
         try:
@@ -105,12 +103,11 @@ class IndexedRooms(socketio.AsyncManager):
             del members[sid]
         except KeyError:
             return
-        index = self._index()
-        own = index.get((namespace, sid))
+        own = self._rooms_of.get((namespace, sid))
         if own is not None:
             own.pop(room, None)
             if not own:
-                del index[(namespace, sid)]
+                del self._rooms_of[(namespace, sid)]
         if len(members) == 0:
             del rooms[room]
             if len(rooms) == 0:
@@ -119,7 +116,7 @@ class IndexedRooms(socketio.AsyncManager):
     def basic_disconnect(self, sid: Any, namespace: Any, **kwargs: Any) -> None:
         if namespace not in self.rooms:
             return
-        for room in list(self._index().get((namespace, sid), ())):
+        for room in list(self._rooms_of.get((namespace, sid), ())):
             self.basic_leave_room(sid, namespace, room)
         if sid in self.callbacks:
             del self.callbacks[sid]
@@ -132,4 +129,4 @@ class IndexedRooms(socketio.AsyncManager):
     def get_rooms(self, sid: Any, namespace: Any) -> list[Any]:
         """The socket's rooms in the order it joined them (python-socketio lists them in the
         order the rooms were made; neither is a documented promise)."""
-        return [r for r in self._index().get((namespace, sid), ()) if r is not None]
+        return [r for r in self._rooms_of.get((namespace, sid), ()) if r is not None]

@@ -153,9 +153,9 @@ def _raw(conn: object, sql: str, *params: object) -> list[tuple]:
     return conn.connection.dbapi_connection.execute(sql, params).fetchall()  # type: ignore[attr-defined]
 
 
-def _twin_sessions(conn: object) -> None:
+def _twin_sessions(conn: object, ids: tuple[str, str]) -> None:
     """Two identical queued sessions: one changed by the driver path, one by SQLAlchemy."""
-    for sid in ("c" * 20, "d" * 20):
+    for sid in ids:
         repo.insert_session(conn, sid, "user-9", NOW)  # type: ignore[arg-type]
         repo.update_session(conn, sid, 1, NOW, state="queued", skill="general",  # type: ignore[arg-type]
                             waiting_since=NOW, requeued_front=True)
@@ -171,7 +171,7 @@ def test_a_hand_offs_writes_store_what_sqlalchemy_stores(store: Store) -> None:
     later = NOW + timedelta(minutes=3, microseconds=7)
     c, d = "c" * 20, "d" * 20
     with store.write() as conn:
-        _twin_sessions(conn)
+        _twin_sessions(conn, (c, d))
         # a state change with several columns, JSON and NULLs among them
         repo.update_session(conn, c, 2, later, state="assigned", agent_id="gina",
                             slots={"amount": 1.5, "名": None}, waiting_since=None,
@@ -182,18 +182,16 @@ def test_a_hand_offs_writes_store_what_sqlalchemy_stores(store: Store) -> None:
         fast, slow = _raw(conn, "SELECT * FROM sessions WHERE id IN (?, ?) ORDER BY id", c, d)
         assert fast[1:] == slow[1:]
         # the claim (needs a queued row of the right version)
-        _twin = ("e" * 20, "f" * 20)
-        for sid in _twin:
-            repo.insert_session(conn, sid, None, NOW)
-            repo.update_session(conn, sid, 1, NOW, state="queued", requeued_front=True)
-        assert repo.claim_session(conn, _twin[0], "gina", 2, later) is True
+        twins = ("e" * 20, "f" * 20)
+        _twin_sessions(conn, twins)
+        assert repo.claim_session(conn, twins[0], "gina", 2, later) is True
         conn.execute(update(sessions).where(and_(
-            sessions.c.id == _twin[1], sessions.c.state == "queued", sessions.c.version == 2))
+            sessions.c.id == twins[1], sessions.c.state == "queued", sessions.c.version == 2))
             .values(state="assigned", agent_id="gina", claimed_at=later, requeued_front=False,
                     version=3, updated_at=later))
-        fast, slow = _raw(conn, "SELECT * FROM sessions WHERE id IN (?, ?) ORDER BY id", *_twin)
+        fast, slow = _raw(conn, "SELECT * FROM sessions WHERE id IN (?, ?) ORDER BY id", *twins)
         assert fast[1:] == slow[1:] and fast[2] == "assigned"
-        assert repo.claim_session(conn, _twin[0], "gina", 2, later) is False  # stale version
+        assert repo.claim_session(conn, twins[0], "gina", 2, later) is False  # stale version
         # the intent of the message that triggered the hand-off
         assert repo.set_message_intent(conn, A, 3, "complaint", 0.875) is True
         assert repo.set_message_intent(conn, A, 2, "complaint", 0.875) is False  # a bot's
