@@ -18,7 +18,7 @@ from pathlib import Path
 
 ENV_OVERRIDE = "LOANBOT_GATEWAY_PYTHON"
 ROOT = Path(__file__).resolve().parent.parent
-GATEWAY_VENV = ROOT / ".venv-gateway"
+OWN_PYTHON = Path(".venv-gateway", "bin", "python")  # relative to the checkout
 
 
 def gateway_python(environ: Mapping[str, str] | None = None, root: Path = ROOT,
@@ -28,7 +28,7 @@ def gateway_python(environ: Mapping[str, str] | None = None, root: Path = ROOT,
     override = env.get(ENV_OVERRIDE, "").strip()
     if override:
         return override
-    own = root / GATEWAY_VENV.name / "bin" / "python"
+    own = root / OWN_PYTHON
     if own.is_file() and os.access(own, os.X_OK):
         return str(own)
     return fallback or sys.executable

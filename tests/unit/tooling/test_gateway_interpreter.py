@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handoff.interpreter import ENV_OVERRIDE, gateway_python
+from handoff.interpreter import ENV_OVERRIDE, OWN_PYTHON, gateway_python
 
 ROOT = Path(__file__).resolve().parents[3]
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)$")
@@ -39,7 +39,7 @@ def project_pins() -> dict[str, str]:
 
 
 def fake_python(root: Path) -> Path:
-    python = root / ".venv-gateway" / "bin" / "python"
+    python = root / OWN_PYTHON
     python.parent.mkdir(parents=True)
     python.write_text("#!/bin/sh\n")
     python.chmod(0o755)
@@ -75,7 +75,7 @@ def test_every_gateway_pin_shared_with_pyproject_is_the_same_version() -> None:
 
 
 def test_the_gateway_venv_holds_exactly_its_pins() -> None:
-    python = ROOT / ".venv-gateway" / "bin" / "python"
+    python = ROOT / OWN_PYTHON
     if not python.is_file():
         pytest.skip("no .venv-gateway: setup found no Python 3.11, the gateway runs on .venv")
     frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--exclude", "pip",
