@@ -14,6 +14,7 @@ from bot.text import to_script
 from handoff.errors import NotFound
 from handoff.masking import mask_text
 from handoff.model import (
+    JSON,
     AgentEvents,
     BorrowerEvents,
     Effect,
@@ -26,13 +27,15 @@ from handoff.model import (
 from handoff.policy import Policy, callback_reason
 from handoff.queueing import (
     AgentLoad,
+    Capacity,
     QueueItem,
     agents_able,
-    estimate_wait,
+    can_take,
+    capacity,
     order_queue,
     positions,
     typical_handle_seconds,
-    visible_queue,
+    wait_at,
 )
 from handoff.settings import Settings
 from handoff.states import SessionState
@@ -134,6 +137,65 @@ class QueueReads:
         """The sessions `agent_id` holds, oldest claim first."""
         return [r.id for r in self._assigned if r.agent_id == agent_id]
 
+    def eta(self, position: int, skill: str) -> int | None:
+        """`queueing.estimate_wait`, with each skill's capacity worked out once."""
+        cap = self._capacities.get(skill)
+        if cap is None:
+            cap = self._capacities[skill] = capacity(self.loads, skill)
+        return wait_at(position, cap, self.typical)
+
+    @cached_property
+    def _capacities(self) -> dict[str, Capacity]:
+        return {}
+
+    def entries(self, now: datetime) -> dict[str, tuple[QueueEntry, JSON]]:
+        """Every queued session's entry and its JSON, built once for all agents' snapshots:
+        an entry reads the same to every agent who may see it."""
+        built = self._entries.get(now)
+        if built is None:
+            built = self._entries[now] = {
+                item.session_id: _entry(self, item, now) for item in self.ordered
+            }
+        return built
+
+    @cached_property
+    def _entries(self) -> dict[datetime, dict[str, tuple[QueueEntry, JSON]]]:
+        return {}
+
+    def visible(self, load: AgentLoad, now: datetime) -> list[tuple[QueueEntry, JSON]]:
+        """The entries `load` may claim, best first; agents alike in role and skills share
+        one list (each agent's snapshot differs only in what it holds)."""
+        key = (load.role, load.skills)
+        found = self._visible.get(key)
+        if found is None:
+            entries = self.entries(now)
+            found = self._visible[key] = [
+                entries[item.session_id] for item in self.ordered if can_take(load, item.skill)
+            ]
+        return found
+
+    @cached_property
+    def _visible(self) -> dict[tuple[str, frozenset[str]], list[tuple[QueueEntry, JSON]]]:
+        return {}
+
+    def load_of(self, agent_id: str) -> AgentLoad:
+        return next(load for load in self.loads if load.agent_id == agent_id)
+
+
+def _entry(reads: QueueReads, item: QueueItem, now: datetime) -> tuple[QueueEntry, JSON]:
+    row = reads.rows_by_id[item.session_id]
+    position = reads.positions_by_id[item.session_id]
+    preview = reads.previews.get(item.session_id, "")
+    entry = QueueEntry(
+        session_id=item.session_id, routing_key=item.routing_key, skill=item.skill,
+        position=position,
+        waiting_seconds=max(0, int((now - item.waiting_since).total_seconds())),
+        eta_seconds=reads.eta(position, item.skill),
+        requeued_front=item.requeued_front, reason=row.reason or item.routing_key,
+        intent=row.intent, preview=mask_text(preview[:PREVIEW_LENGTH]),
+    )
+    return entry, entry.to_dict()
+
 
 def session_status(reads: QueueReads, row: Row) -> StatusPayload:
     """What the borrower's status line shows: the state, the agent, or position and ETA."""
@@ -142,14 +204,14 @@ def session_status(reads: QueueReads, row: Row) -> StatusPayload:
         agent_name = repo.display_names(reads.conn, [row.agent_id]).get(row.agent_id)
     if row.state != SessionState.QUEUED.value:
         return StatusPayload(row.id, row.state, agent_name=agent_name)
-    return queued_status(row.id, row.skill or reads.policy.default_skill,
-                         reads.positions_by_id.get(row.id, 1), reads.loads, reads.typical,
+    position = reads.positions_by_id.get(row.id, 1)
+    return queued_status(row.id, position,
+                         reads.eta(position, row.skill or reads.policy.default_skill),
                          borrower_script(reads.conn, row.id))
 
 
-def queued_status(session_id: str, skill: str, position: int, loads: list[AgentLoad],
-                  typical: float, script: str) -> StatusPayload:
-    eta = estimate_wait(position, skill, loads, typical)
+def queued_status(session_id: str, position: int, eta: int | None,
+                  script: str) -> StatusPayload:
     if eta is None:
         text = Texts.WAIT_UNKNOWN
     elif eta == 0:
@@ -162,22 +224,19 @@ def queued_status(session_id: str, skill: str, position: int, loads: list[AgentL
 
 def snapshot(reads: QueueReads, agent_id: str, now: datetime) -> QueueSnapshot:
     """The queued sessions this agent may claim, best first, with ETA."""
-    me = next(load for load in reads.loads if load.agent_id == agent_id)
-    pos = reads.positions_by_id
-    entries = []
-    for item in visible_queue(reads.ordered, me):
-        row = reads.rows_by_id[item.session_id]
-        preview = reads.previews.get(item.session_id, "")
-        entries.append(QueueEntry(
-            session_id=item.session_id, routing_key=item.routing_key, skill=item.skill,
-            position=pos[item.session_id],
-            waiting_seconds=max(0, int((now - item.waiting_since).total_seconds())),
-            eta_seconds=estimate_wait(pos[item.session_id], item.skill, reads.loads,
-                                      reads.typical),
-            requeued_front=item.requeued_front, reason=row.reason or item.routing_key,
-            intent=row.intent, preview=mask_text(preview[:PREVIEW_LENGTH]),
-        ))
-    return QueueSnapshot(agent_id, tuple(entries), tuple(reads.held(agent_id)), me.max_sessions)
+    me = reads.load_of(agent_id)
+    return QueueSnapshot(agent_id, tuple(entry for entry, _ in reads.visible(me, now)),
+                         tuple(reads.held(agent_id)), me.max_sessions)
+
+
+def snapshot_payload(reads: QueueReads, load: AgentLoad, now: datetime) -> JSON:
+    """`snapshot(...).to_dict()`, from the entries' JSON built once for every agent."""
+    return {
+        "agent_id": load.agent_id,
+        "entries": [data for _, data in reads.visible(load, now)],
+        "held": reads.held(load.agent_id),
+        "capacity": load.max_sessions,
+    }
 
 
 def queue_effects(
@@ -187,8 +246,7 @@ def queue_effects(
     """Fresh queue snapshots for every online agent, and new positions/ETAs for every
     waiting borrower (the queue moved)."""
     effects: list[Effect] = [
-        ToAgents((load.agent_id,), AgentEvents.QUEUE, snapshot(reads, load.agent_id, now)
-                 .to_dict())
+        ToAgents((load.agent_id,), AgentEvents.QUEUE, snapshot_payload(reads, load, now))
         for load in reads.loads
         if load.online and load.agent_id != skip_agent and load.role in ("agent", "supervisor")
     ]
@@ -196,9 +254,10 @@ def queue_effects(
         for item in reads.ordered:
             if item.session_id == skip_session:
                 continue
+            position = reads.positions_by_id[item.session_id]
             status = queued_status(
-                item.session_id, item.skill, reads.positions_by_id[item.session_id], reads.loads,
-                reads.typical, script_of(reads.previews.get(item.session_id, "")),
+                item.session_id, position, reads.eta(position, item.skill),
+                script_of(reads.previews.get(item.session_id, "")),
             )
             effects.append(ToBorrower(item.session_id, BorrowerEvents.STATUS,
                                       status.to_dict()))

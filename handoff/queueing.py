@@ -96,20 +96,38 @@ def typical_handle_seconds(samples: Sequence[float], default: float) -> float:
     return float(statistics.median(valid)) if valid else float(default)
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """What the online agents able to serve one skill offer: all their slots, and the free."""
+
+    slots: int
+    free: int
+
+
+def capacity(agents: Iterable[AgentLoad], skill: str) -> Capacity:
+    able = agents_able(agents, skill)
+    return Capacity(sum(a.max_sessions for a in able),
+                    sum(max(0, a.max_sessions - a.held) for a in able))
+
+
+def wait_at(position: int, cap: Capacity, typical_seconds: float) -> int | None:
+    """The estimate (formula above) from the skill's capacity, worked out once per queue view:
+    recomputed per session from every agent, a queue of Q with A agents cost O(Q·A) per
+    snapshot, O(Q·A²) for every agent's."""
+    if position < 1:
+        raise ValueError("position is 1-based")
+    if cap.slots <= 0:
+        return None
+    if position <= cap.free:
+        return 0
+    return int(math.ceil((position - cap.free) / cap.slots) * typical_seconds)
+
+
 def estimate_wait(
     position: int, skill: str, agents: Iterable[AgentLoad], typical_seconds: float
 ) -> int | None:
     """Estimated seconds until a session at `position` is picked up (formula above)."""
-    if position < 1:
-        raise ValueError("position is 1-based")
-    able = [a for a in agents if a.online and can_take(a, skill)]
-    slots = sum(a.max_sessions for a in able)
-    if slots <= 0:
-        return None
-    free = sum(max(0, a.max_sessions - a.held) for a in able)
-    if position <= free:
-        return 0
-    return int(math.ceil((position - free) / slots) * typical_seconds)
+    return wait_at(position, capacity(agents, skill), typical_seconds)
 
 
 def agents_able(agents: Iterable[AgentLoad], skill: str) -> list[AgentLoad]:
