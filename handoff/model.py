@@ -185,9 +185,11 @@ class QueueEntry:
 @dataclass(frozen=True)
 class QueueSnapshot:
     agent_id: str
-    entries: tuple[QueueEntry, ...]  # only sessions this agent may claim, best first
+    # only sessions this agent may claim, best first; the first settings.queue_view_limit
+    entries: tuple[QueueEntry, ...]
     held: tuple[str, ...]  # session ids the agent holds
     capacity: int
+    total: int  # every session this agent may claim (entries may show only the first ones)
 
     def to_dict(self) -> JSON:
         return {
@@ -195,6 +197,7 @@ class QueueSnapshot:
             "entries": [e.to_dict() for e in self.entries],
             "held": list(self.held),
             "capacity": self.capacity,
+            "total": self.total,
         }
 
 

@@ -148,38 +148,53 @@ class QueueReads:
     def _capacities(self) -> dict[str, Capacity]:
         return {}
 
-    def entries(self, now: datetime) -> dict[str, tuple[QueueEntry, JSON]]:
-        """Every queued session's entry and its JSON, built once for all agents' snapshots:
-        an entry reads the same to every agent who may see it."""
+    def entries(self, now: datetime) -> _Entries:
+        """Each queued session's entry and its JSON, built once (when first shown) for all
+        agents' snapshots: an entry reads the same to every agent who may see it."""
         built = self._entries.get(now)
         if built is None:
-            built = self._entries[now] = {
-                item.session_id: _entry(self, item, now) for item in self.ordered
-            }
+            built = self._entries[now] = _Entries(self, now)
         return built
 
     @cached_property
-    def _entries(self) -> dict[datetime, dict[str, tuple[QueueEntry, JSON]]]:
+    def _entries(self) -> dict[datetime, _Entries]:
         return {}
 
-    def visible(self, load: AgentLoad, now: datetime) -> list[tuple[QueueEntry, JSON]]:
-        """The entries `load` may claim, best first; agents alike in role and skills share
-        one list (each agent's snapshot differs only in what it holds)."""
+    def visible(self, load: AgentLoad, now: datetime) -> tuple[int, list[tuple[QueueEntry,
+                                                                              JSON]]]:
+        """How many sessions `load` may claim, and the first settings.queue_view_limit of
+        them, best first; agents alike in role and skills share one list (each agent's
+        snapshot differs only in what it holds)."""
         key = (load.role, load.skills)
         found = self._visible.get(key)
         if found is None:
+            mine = [item.session_id for item in self.ordered if can_take(load, item.skill)]
             entries = self.entries(now)
-            found = self._visible[key] = [
-                entries[item.session_id] for item in self.ordered if can_take(load, item.skill)
-            ]
+            found = self._visible[key] = (
+                len(mine), [entries[sid] for sid in mine[:self.settings.queue_view_limit]])
         return found
 
     @cached_property
-    def _visible(self) -> dict[tuple[str, frozenset[str]], list[tuple[QueueEntry, JSON]]]:
+    def _visible(self) -> dict[tuple[str, frozenset[str]],
+                               tuple[int, list[tuple[QueueEntry, JSON]]]]:
         return {}
 
     def load_of(self, agent_id: str) -> AgentLoad:
         return next(load for load in self.loads if load.agent_id == agent_id)
+
+
+class _Entries(dict[str, tuple[QueueEntry, JSON]]):
+    """Session id → its entry and JSON, made on first lookup."""
+
+    def __init__(self, reads: QueueReads, now: datetime) -> None:
+        super().__init__()
+        self.reads = reads
+        self.now = now
+        self.queued = {item.session_id: item for item in reads.ordered}
+
+    def __missing__(self, session_id: str) -> tuple[QueueEntry, JSON]:
+        made = self[session_id] = _entry(self.reads, self.queued[session_id], self.now)
+        return made
 
 
 def _entry(reads: QueueReads, item: QueueItem, now: datetime) -> tuple[QueueEntry, JSON]:
@@ -225,17 +240,20 @@ def queued_status(session_id: str, position: int, eta: int | None,
 def snapshot(reads: QueueReads, agent_id: str, now: datetime) -> QueueSnapshot:
     """The queued sessions this agent may claim, best first, with ETA."""
     me = reads.load_of(agent_id)
-    return QueueSnapshot(agent_id, tuple(entry for entry, _ in reads.visible(me, now)),
-                         tuple(reads.held(agent_id)), me.max_sessions)
+    total, shown = reads.visible(me, now)
+    return QueueSnapshot(agent_id, tuple(entry for entry, _ in shown),
+                         tuple(reads.held(agent_id)), me.max_sessions, total)
 
 
 def snapshot_payload(reads: QueueReads, load: AgentLoad, now: datetime) -> JSON:
     """`snapshot(...).to_dict()`, from the entries' JSON built once for every agent."""
+    total, shown = reads.visible(load, now)
     return {
         "agent_id": load.agent_id,
-        "entries": [data for _, data in reads.visible(load, now)],
+        "entries": [data for _, data in shown],
         "held": reads.held(load.agent_id),
         "capacity": load.max_sessions,
+        "total": total,
     }
 
 

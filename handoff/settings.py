@@ -99,6 +99,10 @@ class Settings:
     # Allocations between young garbage collections once the gateway has started (handoff/
     # heap.py says why); 0 leaves Python's collector as it is.
     gc_young_threshold: int = heap.YOUNG_THRESHOLD
+    # Entries of an agent's queue snapshot (the best first; `total` counts them all). Every
+    # queue change sends every online agent its snapshot: uncapped, a queue of 1,000 with 20
+    # agents put ≈ 4 MB on the wire per change (docs/benchmarks.md, session 18).
+    queue_view_limit: int = 50
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +156,7 @@ class Settings:
             store_calls=_choice(env, "HANDOFF_STORE_CALLS", "auto", ("auto", "loop", "thread")),
             gc_young_threshold=_int(env, "HANDOFF_GC_YOUNG_THRESHOLD", heap.YOUNG_THRESHOLD,
                                     low=0, high=10_000_000),
+            queue_view_limit=_int(env, "HANDOFF_QUEUE_VIEW_LIMIT", 50, low=1, high=10_000),
         )
 
 

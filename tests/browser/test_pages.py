@@ -14,7 +14,9 @@ from tests.browser.conftest import (
     SUPERVISOR,
     UNRESOLVED_HANDOFF_NOTICE,
     UNRESOLVED_PREFIX,
+    GatewayFactory,
     Live,
+    ScriptedRasa,
     say,
 )
 from tests.integration.fake_rasa import GREETING_REPLY
@@ -105,6 +107,38 @@ def test_sensitive_handoff_chat_close_rate_and_dashboard(live: Live) -> None:
     board.wait_for_timeout(300)  # let Chart.js finish its first layout for the screenshot
     live.shot(board, "dashboard-after-rating")
     assert not live.dialogs and not live.errors, (live.dialogs, live.errors)
+
+
+def test_a_long_queue_shows_its_head_and_counts_the_rest(
+    browser: Any, scripted_rasa: ScriptedRasa, gateway_factory: GatewayFactory,
+    artifacts_dir: Any,
+) -> None:
+    """With HANDOFF_QUEUE_VIEW_LIMIT=2 the console shows the first two sessions, counts all
+    three, says how many wait behind, and still alerts on a hand-off queued out of view."""
+    server = gateway_factory(scripted_rasa.url, queue_view_limit="2")
+    live = Live(server, scripted_rasa, browser, artifacts_dir, [], [], [])
+    try:
+        console = live.console("alice")
+        for count in (1, 2, 3):
+            chat = live.chat()
+            say(chat, "我要转人工")
+            expect(chat.locator("#status[data-state='queued']")).to_be_visible()
+            expect(console.locator("#queue-count")).to_have_text(str(count))
+        expect(console.locator(".queue-item")).to_have_count(2)
+        expect(console.locator("#queue-more")).to_have_text(
+            "另有1个会话在后面排队，接入前面的会话后依次显示")
+        expect(console.locator("#handoff-alert")).to_contain_text("新的转人工会话已排队，当前共3个")
+        live.shot(console, "agent-console-long-queue")
+
+        claim_first(console)
+        expect(console.locator("#queue-count")).to_have_text("2")
+        expect(console.locator(".queue-item")).to_have_count(2)
+        expect(console.locator("#queue-more")).to_have_count(0)
+        # the session that moved into view is not announced as a new hand-off
+        expect(console.locator(".queue-item.new")).to_have_count(0)
+    finally:
+        for context in live.contexts:
+            context.close()
 
 
 def test_unresolved_turns_handoff_and_return_to_bot(live: Live) -> None:

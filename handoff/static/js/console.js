@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 let socket = null;
 let me = null;
 let queueEntries = [];
+let queueTotal = 0; // every session this agent may claim; entries holds only the first ones
 let queueReceivedAt = Date.now();
 let knownQueue = null; // session ids seen in the queue (null until the first snapshot)
 const sessions = new Map(); // session_id → {transcript, ended, unread, messages: Map(seq→msg)}
@@ -142,10 +143,15 @@ function alertBar(text) {
 
 function onQueue(snapshot) {
   queueEntries = snapshot.entries || [];
+  const total = typeof snapshot.total === "number" ? snapshot.total : queueEntries.length;
+  // A session is new only when the queue grew: one that moved up into the shown part (the
+  // queue shows the best first, settings.queue_view_limit of them) is not a new hand-off.
+  const grew = knownQueue !== null && total > queueTotal;
+  queueTotal = total;
   queueReceivedAt = Date.now();
   const fresh = [];
   const ids = new Set(queueEntries.map((e) => e.session_id));
-  if (knownQueue !== null) {
+  if (grew) {
     for (const e of queueEntries) if (!knownQueue.has(e.session_id)) fresh.push(e);
   }
   knownQueue = ids;
@@ -155,13 +161,16 @@ function onQueue(snapshot) {
     alertBar(`新的转人工会话：${label(REASONS, e.reason)}${e.intent ? `（${label(INTENTS, e.intent)}）` : ""}`
       + `${fresh.length > 1 ? ` 等${fresh.length}个` : ""}`);
     beep();
+  } else if (grew) {
+    alertBar(`新的转人工会话已排队，当前共${total}个`);
+    beep();
   }
 }
 
 function renderQueue(fresh = new Set()) {
-  $("queue-count").textContent = String(queueEntries.length);
+  $("queue-count").textContent = String(queueTotal);
   const elapsed = (Date.now() - queueReceivedAt) / 1000;
-  setChildren($("queue"), queueEntries.map((e, i) => el("li", {
+  const cards = queueEntries.map((e, i) => el("li", {
     class: `card queue-item${fresh.has(e.session_id) ? " new" : ""}`, "data-session": e.session_id,
   },
   el("div", { class: "line" },
@@ -176,7 +185,13 @@ function renderQueue(fresh = new Set()) {
     e.eta_seconds !== null && e.eta_seconds !== undefined ? ` · 预计 ${duration(e.eta_seconds)}` : ""),
   el("p", { class: "preview" }, e.preview || "（无消息）"),
   el("div", { class: "line" }, el("span"),
-    el("button", { type: "button", class: "small claim", onclick: () => claim(e.session_id) }, "接入")))));
+    el("button", { type: "button", class: "small claim", onclick: () => claim(e.session_id) }, "接入"))));
+  const hidden = queueTotal - queueEntries.length;
+  if (hidden > 0) {
+    cards.push(el("li", { class: "meta queue-more", id: "queue-more" },
+      `另有${hidden}个会话在后面排队，接入前面的会话后依次显示`));
+  }
+  setChildren($("queue"), cards);
 }
 
 setInterval(() => {

@@ -15,6 +15,7 @@ from handoff import queue_view
 from handoff.model import HandoffSignal, ToAgents, ToBorrower
 from handoff.queueing import can_take, estimate_wait
 from handoff.service import HandoffService
+from handoff.settings import Settings
 from handoff.store import Store
 
 from .conftest import PASSWORD, FakeClock
@@ -28,6 +29,21 @@ SIGNALS = [
     HandoffSignal("verification_failed"),                          # general
 ]
 TEXTS = ["我的贷款怎么还", "電話 13812345678 打不通", "为什么利率这么高", "我要投訴", ""]
+
+
+@pytest.fixture(params=[None, "4"], ids=["whole-queue", "first-4"])
+def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The gateway's settings, and the same with agents shown only the first 4 sessions."""
+    if request.param is None:
+        return settings
+    return Settings.from_env({
+        "HANDOFF_VAR_DIR": str(settings.var_dir),
+        "HANDOFF_DB_URL": settings.db_url,
+        "HANDOFF_GRACE_SECONDS": "30",
+        "HANDOFF_BORROWER_RATE": "1000/60",
+        "HANDOFF_AGENT_RATE": "1000/60",
+        "HANDOFF_QUEUE_VIEW_LIMIT": request.param,
+    })
 
 
 @pytest.fixture
@@ -81,9 +97,10 @@ def reference_effects(reads: queue_view.QueueReads, now: Any) -> tuple[dict[str,
                 "intent": row.intent,
                 "preview": queue_view.mask_text(preview[:queue_view.PREVIEW_LENGTH]),
             })
-        snapshots[me.agent_id] = {"agent_id": me.agent_id, "entries": entries,
+        snapshots[me.agent_id] = {"agent_id": me.agent_id,
+                                  "entries": entries[:reads.settings.queue_view_limit],
                                   "held": reads.held(me.agent_id),
-                                  "capacity": me.max_sessions}
+                                  "capacity": me.max_sessions, "total": len(entries)}
     statuses = {}
     for item in reads.ordered:
         position = reads.positions_by_id[item.session_id]
@@ -116,7 +133,12 @@ def test_fan_out_equals_the_per_agent_definition(crowded: HandoffService, store:
     etas = {e["eta_seconds"] for snap in agents.values() for e in snap["entries"]}
     assert None not in etas or len(etas) > 1
     assert any(e > 0 for e in etas if e is not None) and 0 in etas
-    assert len(agents["boss"]["entries"]) == len(borrowers) > len(agents["gina"]["entries"]) > 0
+    assert agents["boss"]["total"] == len(borrowers) > agents["gina"]["total"] > 0
+    shown = [len(snap["entries"]) for snap in agents.values()]
+    if reads.settings.queue_view_limit == 4:
+        assert max(shown) == 4 and agents["boss"]["total"] > 4
+    else:
+        assert [snap["total"] for snap in agents.values()] == shown
     assert agents["gina"]["held"] and not agents["gail"]["held"]
 
 

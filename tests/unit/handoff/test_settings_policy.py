@@ -34,6 +34,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.max_message_length == 2000
     assert s.service_hours.tz.key == "Asia/Shanghai"
     assert (s.service_hours.start, s.service_hours.end) == (time(9), time(21))
+    assert s.queue_view_limit == 50
+    assert Settings.from_env(env(tmp_path, HANDOFF_QUEUE_VIEW_LIMIT="7")).queue_view_limit == 7
 
 
 def test_generated_secret_is_stored_privately_and_reused(tmp_path: Path) -> None:
@@ -66,6 +68,8 @@ def test_given_secret_wins_and_writes_nothing(tmp_path: Path) -> None:
         ("HANDOFF_AGENT_RATE", "0/60"),
         ("HANDOFF_MAX_MESSAGE_LENGTH", "0"),
         ("HANDOFF_GRACE_SECONDS", "-1"),
+        ("HANDOFF_QUEUE_VIEW_LIMIT", "0"),
+        ("HANDOFF_QUEUE_VIEW_LIMIT", "all"),
     ],
 )
 def test_bad_values_fail_loudly(tmp_path: Path, name: str, value: str) -> None:

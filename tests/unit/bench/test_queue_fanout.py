@@ -1,0 +1,34 @@
+"""`python -m bench.queue_fanout` measures what it says: the queue it builds has the waiting
+borrowers and busy agents asked for, and each hand-off's effects reach every online agent and
+every waiting borrower."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import queue_fanout
+
+
+def test_the_queue_is_built_as_asked() -> None:
+    with queue_fanout.service_with_queue(waiting=9, agents=4, seed=3) as (service, _, _):
+        everyone = service.queue_snapshot("agent001")  # may claim every skill the run uses
+        assert everyone.total == len(everyone.entries) == 9
+        for i in range(4):
+            assert len(service.queue_snapshot(f"agent{i:03d}").held) == 1  # all busy
+        texts = {e.preview for e in everyone.entries}
+        assert len(texts) > 1  # the borrowers' messages vary
+
+
+def test_a_measured_handoff_tells_every_agent_and_waiting_borrower() -> None:
+    result = queue_fanout.measure(waiting=9, agents=4, rounds=3, seed=3)
+    # 4 agents' snapshots, the 9 waiting borrowers' places, the new borrower's notice and status
+    assert result.handoff_effects == 4 + 9 + 2
+    assert result.handoff_agent_bytes > result.handoff_borrower_bytes > 0
+    assert 0 < result.handoff_cpu_ms_p50 <= result.handoff_cpu_ms_p95
+    assert result.close_cpu_ms_p50 > 0 and result.claim_cpu_ms_p50 > 0
+
+
+def test_command_line_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert queue_fanout.main(["--waiting", "3", "--agents", "2", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 3 | 2 |" in out and "python -m bench.queue_fanout" in out
