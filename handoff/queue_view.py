@@ -260,16 +260,23 @@ def snapshot_payload(reads: QueueReads, load: AgentLoad, now: datetime) -> JSON:
 def queue_effects(
     reads: QueueReads, now: datetime, *,
     borrowers: bool = True, skip_agent: str | None = None, skip_session: str | None = None,
+    joined: str | None = None,
 ) -> list[Effect]:
     """Fresh queue snapshots for every online agent, and new positions/ETAs for every
-    waiting borrower (the queue moved)."""
+    waiting borrower (the queue moved).
+
+    `joined`: the change was only that this session joined the queue from the bot (no
+    agent's load and no handle time changed, so no ETA formula input but the positions):
+    only the borrowers behind it that need the same skill have a new place to be told. At a
+    lender's peak that spares a hand-off re-telling a whole queue what it already knows.
+    """
     effects: list[Effect] = [
         ToAgents((load.agent_id,), AgentEvents.QUEUE, snapshot_payload(reads, load, now))
         for load in reads.loads
         if load.online and load.agent_id != skip_agent and load.role in ("agent", "supervisor")
     ]
     if borrowers:
-        for item in reads.ordered:
+        for item in reads.ordered if joined is None else behind(reads.ordered, joined):
             if item.session_id == skip_session:
                 continue
             position = reads.positions_by_id[item.session_id]
@@ -280,6 +287,15 @@ def queue_effects(
             effects.append(ToBorrower(item.session_id, BorrowerEvents.STATUS,
                                       status.to_dict()))
     return effects
+
+
+def behind(ordered: list[QueueItem], joined: str) -> list[QueueItem]:
+    """The sessions whose position `joined` moved by joining `ordered` (every one, if it is
+    not there)."""
+    for index, item in enumerate(ordered):
+        if item.session_id == joined:
+            return [later for later in ordered[index + 1:] if later.skill == item.skill]
+    return ordered
 
 
 def callback_offer(reads: QueueReads, session_id: str, skill: str,

@@ -135,7 +135,8 @@ class ServiceCore:
         offer = queue_view.callback_offer(reads, row.id, skill, now)
         if offer is not None:
             effects.append(ToBorrower(row.id, BorrowerEvents.CALLBACK_OFFER, offer))
-        effects.extend(self._queue_effects(conn, now, skip_session=row.id, reads=reads))
+        effects.extend(self._queue_effects(conn, now, skip_session=row.id, reads=reads,
+                                           joined=row.id))
         log.info("session %s queued: reason=%s key=%s skill=%s", short_id(row.id), signal.reason,
                  routing_key, skill)
         return row, effects
@@ -182,11 +183,11 @@ class ServiceCore:
     def _queue_effects(
         self, conn: Connection, now: datetime, *, borrowers: bool = True,
         skip_agent: str | None = None, skip_session: str | None = None,
-        reads: queue_view.QueueReads | None = None,
+        reads: queue_view.QueueReads | None = None, joined: str | None = None,
     ) -> list[Effect]:
         return queue_view.queue_effects(reads or self._queue_reads(conn), now,
                                         borrowers=borrowers, skip_agent=skip_agent,
-                                        skip_session=skip_session)
+                                        skip_session=skip_session, joined=joined)
 
     def _snapshot(self, conn: Connection, agent_id: str, now: datetime,
                   reads: queue_view.QueueReads | None = None) -> QueueSnapshot:

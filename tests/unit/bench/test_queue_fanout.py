@@ -1,6 +1,6 @@
 """`python -m bench.queue_fanout` measures what it says: the queue it builds has the waiting
 borrowers and busy agents asked for, and each hand-off's effects reach every online agent and
-every waiting borrower."""
+the borrowers whose place it changes."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ def test_the_queue_is_built_as_asked() -> None:
         assert len(texts) > 1  # the borrowers' messages vary
 
 
-def test_a_measured_handoff_tells_every_agent_and_waiting_borrower() -> None:
-    result = queue_fanout.measure(waiting=9, agents=4, rounds=3, seed=3)
-    # 4 agents' snapshots, the 9 waiting borrowers' places, the new borrower's notice and status
-    assert result.handoff_effects == 4 + 9 + 2
+def test_a_measured_handoff_tells_every_agent_and_only_its_borrower() -> None:
+    result = queue_fanout.measure(waiting=9, agents=4, rounds=1, seed=3)
+    # 4 agents' snapshots, and the new borrower's notice and status: a complaint joins at
+    # the back of its skill's queue, so no waiting borrower's place changes
+    assert result.handoff_effects == 4 + 2
+    # a failed verification goes ahead of waiting general-skill borrowers of lower priority
+    result = queue_fanout.measure(waiting=9, agents=4, rounds=5, seed=3)
+    assert 4 + 2 < result.handoff_effects < 4 + 2 + 9
     assert result.handoff_agent_bytes > result.handoff_borrower_bytes > 0
     assert 0 < result.handoff_cpu_ms_p50 <= result.handoff_cpu_ms_p95
     assert result.close_cpu_ms_p50 > 0 and result.claim_cpu_ms_p50 > 0

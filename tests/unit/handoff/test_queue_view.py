@@ -6,7 +6,6 @@ payloads, for agents of every role and skill mix, busy and free, online and not.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -177,15 +176,21 @@ def test_each_skill_and_entry_worked_out_once_per_change(
     assert all(id(e) in boss_entries for e in agents["fred"]["entries"])
 
 
-def test_a_handoff_tells_everyone_the_same_as_the_definition(
-    crowded: HandoffService, store: Store, clock: FakeClock,
+@pytest.mark.parametrize("signal", [SIGNALS[1], SIGNALS[4], SIGNALS[2]],
+                         ids=["complaint-last-of-its-skill", "verification-ahead-of-unresolved",
+                              "unresolved-last"])
+def test_a_handoff_leaves_everyone_told_as_the_definition(
+    crowded: HandoffService, store: Store, clock: FakeClock, signal: HandoffSignal,
 ) -> None:
-    """Through the service: the effects of one more hand-off equal the definition's view
-    of the queue after it."""
+    """Through the service: after one more hand-off every agent has the definition's
+    snapshot, and every waiting borrower has been told the definition's status, by this
+    hand-off exactly when it differs from what they were told before."""
+    with store.read() as conn:
+        _, told = reference_effects(crowded._queue_reads(conn), clock.now)
     sid = crowded.open_session(None, "late").session.session_id
     crowded.record_borrower_message(sid, "我要投诉你们")
-    clock.advance(timedelta(seconds=3).total_seconds())
-    result = crowded.request_handoff(sid, SIGNALS[1], "bot")
+    clock.advance(3)
+    result = crowded.request_handoff(sid, signal, "bot")
     with store.read() as conn:
         expected_agents, expected_borrowers = reference_effects(
             crowded._queue_reads(conn), clock.now)
@@ -194,6 +199,10 @@ def test_a_handoff_tells_everyone_the_same_as_the_definition(
     sent_status = {e.session_id: e.payload for e in result.effects
                    if isinstance(e, ToBorrower) and e.event == "status"}
     assert sent_agents == expected_agents
-    assert {k: v for k, v in sent_status.items() if k != sid} == {
-        k: v for k, v in expected_borrowers.items() if k != sid}
     assert sent_status[sid] == expected_borrowers[sid]
+    changed = {k for k, v in expected_borrowers.items() if k != sid and told.get(k) != v}
+    assert set(sent_status) - {sid} == changed
+    told.update(sent_status)
+    assert told == expected_borrowers
+    if signal is SIGNALS[4]:
+        assert changed  # it went ahead of the unresolved ones: they moved back
