@@ -131,7 +131,7 @@ def service_with_queue(waiting: int, agents: int, seed: int) -> Iterator[
                     handed_off()
                     claimable = [e.session_id for e in service.queue_snapshot(name).entries]
                 service.claim(name, claimable[0])
-            while len(service.queue_snapshot("agent001").entries) < waiting:
+            while service.queue_snapshot("agent001").total < waiting:
                 handed_off()
             yield service, clock, handed_off
         finally:

@@ -10,9 +10,9 @@ from bench import queue_fanout
 
 
 def test_the_queue_is_built_as_asked() -> None:
-    with queue_fanout.service_with_queue(waiting=9, agents=4, seed=3) as (service, _, _):
+    with queue_fanout.service_with_queue(waiting=57, agents=4, seed=3) as (service, _, _):
         everyone = service.queue_snapshot("agent001")  # may claim every skill the run uses
-        assert everyone.total == len(everyone.entries) == 9
+        assert everyone.total == 57 and len(everyone.entries) == 50  # HANDOFF_QUEUE_VIEW_LIMIT
         for i in range(4):
             assert len(service.queue_snapshot(f"agent{i:03d}").held) == 1  # all busy
         texts = {e.preview for e in everyone.entries}
