@@ -78,6 +78,13 @@ soak: setup
 scale-rasa-test: model
 	@$(VENV)/bin/pytest tests/integration/test_scale_rasa.py
 
+# A queue change at a lender's peak (Q waiting x A agents, the gateway's service on its own
+# Python, no sockets): bench/queue_fanout.py prints a table for docs/benchmarks.md. A few
+# minutes; not part of `make test`.
+.PHONY: bench-queue
+bench-queue: setup
+	@$$($(PY) -m handoff.interpreter) -m bench.queue_fanout
+
 # Load benchmark: vanilla `rasa run` (REST) vs tuned Rasa vs the gateway (socket.io), same model,
 # same run, 1..200 concurrent conversations; writes docs/benchmarks.md. Several minutes; not part
 # of `make test`. Run it on an otherwise idle machine (docs/benchmarks.md says why).
