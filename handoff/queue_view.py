@@ -30,11 +30,11 @@ from handoff.queueing import (
     Capacity,
     QueueItem,
     agents_able,
-    can_take,
     capacity,
     order_queue,
     positions,
     typical_handle_seconds,
+    visible_queue,
     wait_at,
 )
 from handoff.settings import Settings
@@ -94,6 +94,11 @@ class QueueReads:
         self.conn = conn
         self.policy = policy
         self.settings = settings
+        # Made once per queue change for every agent's snapshot and borrower's status:
+        self._capacities: dict[str, Capacity] = {}
+        self._entries: dict[tuple[str, datetime], tuple[QueueEntry, JSON]] = {}
+        self._visible: dict[tuple[str, frozenset[str], datetime],
+                            tuple[int, list[tuple[QueueEntry, JSON]]]] = {}
 
     @cached_property
     def _assigned(self) -> list[Row]:
@@ -144,57 +149,30 @@ class QueueReads:
             cap = self._capacities[skill] = capacity(self.loads, skill)
         return wait_at(position, cap, self.typical)
 
-    @cached_property
-    def _capacities(self) -> dict[str, Capacity]:
-        return {}
-
-    def entries(self, now: datetime) -> _Entries:
-        """Each queued session's entry and its JSON, built once (when first shown) for all
-        agents' snapshots: an entry reads the same to every agent who may see it."""
-        built = self._entries.get(now)
-        if built is None:
-            built = self._entries[now] = _Entries(self, now)
-        return built
-
-    @cached_property
-    def _entries(self) -> dict[datetime, _Entries]:
-        return {}
+    def entry(self, item: QueueItem, now: datetime) -> tuple[QueueEntry, JSON]:
+        """A queued session's entry and its JSON, made once for every agent who may see it:
+        it reads the same to all of them."""
+        key = (item.session_id, now)
+        made = self._entries.get(key)
+        if made is None:
+            made = self._entries[key] = _entry(self, item, now)
+        return made
 
     def visible(self, load: AgentLoad, now: datetime) -> tuple[int, list[tuple[QueueEntry,
                                                                               JSON]]]:
         """How many sessions `load` may claim, and the first settings.queue_view_limit of
         them, best first; agents alike in role and skills share one list (each agent's
         snapshot differs only in what it holds)."""
-        key = (load.role, load.skills)
+        key = (load.role, load.skills, now)
         found = self._visible.get(key)
         if found is None:
-            mine = [item.session_id for item in self.ordered if can_take(load, item.skill)]
-            entries = self.entries(now)
-            found = self._visible[key] = (
-                len(mine), [entries[sid] for sid in mine[:self.settings.queue_view_limit]])
+            mine = visible_queue(self.ordered, load)
+            found = self._visible[key] = (len(mine), [
+                self.entry(item, now) for item in mine[:self.settings.queue_view_limit]])
         return found
-
-    @cached_property
-    def _visible(self) -> dict[tuple[str, frozenset[str]],
-                               tuple[int, list[tuple[QueueEntry, JSON]]]]:
-        return {}
 
     def load_of(self, agent_id: str) -> AgentLoad:
         return next(load for load in self.loads if load.agent_id == agent_id)
-
-
-class _Entries(dict[str, tuple[QueueEntry, JSON]]):
-    """Session id → its entry and JSON, made on first lookup."""
-
-    def __init__(self, reads: QueueReads, now: datetime) -> None:
-        super().__init__()
-        self.reads = reads
-        self.now = now
-        self.queued = {item.session_id: item for item in reads.ordered}
-
-    def __missing__(self, session_id: str) -> tuple[QueueEntry, JSON]:
-        made = self[session_id] = _entry(self.reads, self.queued[session_id], self.now)
-        return made
 
 
 def _entry(reads: QueueReads, item: QueueItem, now: datetime) -> tuple[QueueEntry, JSON]:
