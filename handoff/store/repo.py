@@ -67,8 +67,14 @@ _CLIENT_MESSAGE = Prepared(select(messages).where(and_(
     messages.c.client_msg_id == bindparam("client_key"),
 )), name="message")
 # ...and of the queue reads every hand-off and queued message makes (handoff/queue_view.py).
-_QUEUED_SESSIONS = Prepared(select(sessions).where(sessions.c.state == "queued"),
-                            name="session")
+# What the queue's order, entries and statuses read of a waiting session, no more: every
+# queue change reads them all, and a whole row (its slots JSON, four timestamps) cost twice
+# as much to turn into Python at a lender's peak.
+_QUEUED_SESSIONS = Prepared(select(sessions.c.id, sessions.c.routing_key, sessions.c.skill,
+                                   sessions.c.waiting_since, sessions.c.updated_at,
+                                   sessions.c.requeued_front, sessions.c.reason,
+                                   sessions.c.intent)
+                            .where(sessions.c.state == "queued"), name="queued")
 _ASSIGNED_SESSIONS = Prepared(select(sessions.c.id, sessions.c.agent_id, sessions.c.claimed_at)
                               .where(sessions.c.state == "assigned")
                               .order_by(sessions.c.claimed_at, sessions.c.id), name="held")
@@ -198,6 +204,7 @@ def claim_session(
 
 
 def queued_sessions(conn: Connection) -> list[Row]:
+    """Every waiting session's id, routing, wait and hand-off reason (`_QUEUED_SESSIONS`)."""
     return _QUEUED_SESSIONS.all(conn, {})
 
 
