@@ -96,15 +96,23 @@ def _json_fields(view: Any) -> JSON:
     without `asdict`'s recursive walk, which cost more than the rest of building a message
     event (a message view is built for every message the gateway stores).
     """
+    names = _FIELD_NAMES.get(type(view))
+    if names is None:
+        names = _FIELD_NAMES[type(view)] = tuple(f.name for f in fields(view))
     data: JSON = {}
-    for f in fields(view):
-        value = getattr(view, f.name)
+    for name in names:
+        value = getattr(view, name)
         if isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, (dict, list)):
             value = copy.deepcopy(value)
-        data[f.name] = value
+        data[name] = value
     return data
+
+
+# Each view class's field names, in order: `dataclasses.fields` builds them anew on every
+# call, half of a view's conversion (a queue change converts one per waiting borrower).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)

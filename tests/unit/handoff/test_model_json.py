@@ -45,6 +45,7 @@ def test_status_and_queue_entry_json_equal_asdict() -> None:
     entry = QueueEntry(session_id="s" * 20, routing_key="complaint", skill="complaints",
                        position=1, waiting_seconds=75, eta_seconds=None, requeued_front=True,
                        reason="sensitive_intent", intent="complaint", preview="我要投诉****")
-    for view in (status, entry, StatusPayload(session_id="t" * 20, state="bot")):
+    for view in (status, entry, StatusPayload(session_id="t" * 20, state="bot"), entry):
         assert view.to_dict() == asdict(view)
+        assert list(view.to_dict()) == list(asdict(view))  # the fields' order, every time
         json.dumps(view.to_dict())
