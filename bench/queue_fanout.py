@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from handoff.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_FILE = ROOT / "config" / "handoff.yml"
-PASSWORD = "bench-queue-fanout"
+PASSWORD = "bench-" + secrets.token_urlsafe(12)  # agents made and dropped with the run
 # What the bot's hand-offs carry, spread over the skills config/handoff.yml routes to.
 SIGNALS = (
     HandoffSignal("sensitive_intent", intent="complaint"),
