@@ -27,6 +27,7 @@ import uvloop
 
 from bench import procs, profile
 from bench.drivers import (
+    CLIENTS,
     HandoffClock,
     Level,
     ScriptedAgents,
@@ -52,6 +53,10 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--think", type=float, default=0.0,
                    help="mean seconds a borrower takes before each next message (0: none)")
     p.add_argument("--agents", type=int, default=4, help="scripted agents on the gateway")
+    p.add_argument("--client", choices=CLIENTS, default="lean",
+                   help="the socket.io borrowers' client: lean (bench/sio_client.py, the "
+                        "default: the same frames for less of the shared CPU) or "
+                        "python-socketio's AsyncClient")
     p.add_argument("--systems", default="vanilla,tuned-rasa,gateway",
                    help="vanilla (plain rasa run, REST), vanilla-memory (the same with Rasa's "
                         "in-memory tracker store), tuned-rasa (python -m bot.serve, "
@@ -104,7 +109,8 @@ async def _levels(running: procs.Running, levels: list[int], args: argparse.Name
         await agents.start()
     try:
         for concurrency in levels:
-            level = Level(concurrency, args.warmup, args.seconds, args.seed, args.think)
+            level = Level(concurrency, args.warmup, args.seconds, args.seed, args.think,
+                          args.client)
             spies = []
             if concurrency == args.profile_level:
                 spies = profile.start(
@@ -138,7 +144,7 @@ async def _interleaved(running: procs.Running, args: argparse.Namespace,
     await agents.start()
     try:
         # twice the level's time: each path gets about half of it
-        level = Level(1, args.warmup, 2 * args.seconds, args.seed, args.think)
+        level = Level(1, args.warmup, 2 * args.seconds, args.seed, args.think, args.client)
         heap.settle()
         return await run_interleaved(running.gateway_url, agents, running.rasa_urls,
                                      running.rasa_token, level, system)

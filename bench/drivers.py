@@ -22,11 +22,13 @@ from typing import Any
 import aiohttp
 import socketio
 
+from bench.sio_client import LeanSocketIO
 from bench.stats import LevelResult
 from bench.utterances import Conversation, conversations
 
 log = logging.getLogger(__name__)
 
+CLIENTS = ("lean", "python-socketio")  # bench/sio_client.py says why two
 TURN_TIMEOUT = 30.0       # a reply slower than this is a timeout, not a latency sample
 HANDBACK_TIMEOUT = 30.0   # scripted agent returns the borrower to the bot within this
 AGENT_REPLY = "您好，我是客服{name}，已收到您的问题，现在为您转回智能助手。"
@@ -46,6 +48,7 @@ class Level:
     seconds: float
     seed: int
     think: float = 0.0  # mean pause before each next message (0: closed loop, no think time)
+    client: str = "lean"  # the borrowers' socket.io client: "lean" or "python-socketio"
 
     async def pause(self, rng: random.Random) -> None:
         """A borrower reading and typing: uniform in [think/2, 3*think/2] seconds."""
@@ -86,6 +89,21 @@ async def run_rest(rasa_urls: list[str], token: str | None, level: Level,
 def _rest_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                  timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT))
+
+
+@contextlib.asynccontextmanager
+async def _borrower_http(level: Level) -> AsyncIterator[aiohttp.ClientSession | None]:
+    """The lean client's shared HTTP session (None: each borrower on python-socketio's own).
+    No total timeout: it would end a websocket that lives longer; each wait has its own."""
+    if level.client not in CLIENTS:
+        raise ValueError(f"unknown borrower client {level.client!r}; one of {CLIENTS}")
+    if level.client != "lean":
+        yield None
+        return
+    async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, connect=TURN_TIMEOUT)) as http:
+        yield http
 
 
 async def _paced(conv: Conversation, level: Level, result: LevelResult,
@@ -178,10 +196,12 @@ class HandoffClock:
 
 
 class SocketBorrower:
-    """One borrower connection to the gateway's "/" namespace (rasa-webchat protocol)."""
+    """One borrower connection to the gateway's "/" namespace (rasa-webchat protocol), on the
+    lean client over `http` (bench/sio_client.py) or, without it, python-socketio's."""
 
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, http: aiohttp.ClientSession | None = None) -> None:
+        self.sio: LeanSocketIO | socketio.AsyncClient = (
+            LeanSocketIO(http) if http is not None else socketio.AsyncClient(reconnection=False))
         self.replies: list[tuple[int, float]] = []   # (seq, arrival) of bot/system messages
         self.state = "bot"
         self.changed = asyncio.Event()
@@ -191,22 +211,25 @@ class SocketBorrower:
         self.sio.on("session_confirm", self._on_confirm)
         self._confirmed = asyncio.Event()
 
-    async def _on_message(self, data: Any) -> None:
+    def _on_message(self, data: Any) -> None:
         if isinstance(data, dict) and data.get("sender") in ("bot", "system", "agent"):
             self.replies.append((int(data.get("seq") or 0), now()))
             self.changed.set()
 
-    async def _on_status(self, data: Any) -> None:
+    def _on_status(self, data: Any) -> None:
         if isinstance(data, dict) and data.get("state"):
             self.state = str(data["state"])
             self.changed.set()
 
-    async def _on_confirm(self, data: Any) -> None:
+    def _on_confirm(self, data: Any) -> None:
         self.session_id = str(data if isinstance(data, str) else data.get("session_id"))
         self._confirmed.set()
 
     async def open(self, url: str) -> None:
-        await self.sio.connect(url, transports=["websocket"], wait_timeout=TURN_TIMEOUT)
+        if isinstance(self.sio, LeanSocketIO):
+            await self.sio.connect(url, timeout=TURN_TIMEOUT)
+        else:
+            await self.sio.connect(url, transports=["websocket"], wait_timeout=TURN_TIMEOUT)
         # as our chat page does: `message` events only, no rasa-webchat copies
         await self.sio.emit("session_request", {"session_id": None, "bot_uttered": False})
         await asyncio.wait_for(self._confirmed.wait(), TURN_TIMEOUT)
@@ -317,24 +340,26 @@ async def run_gateway(url: str, agents: ScriptedAgents, level: Level,
     clock.replied.clear()
     clock.notified.clear()
 
-    async def worker(i: int) -> None:
+    async def worker(i: int, http: aiohttp.ClientSession | None) -> None:
         rng = random.Random(i)
         for conv in itertools.islice(_stream(level, i), 100_000):
             if now() >= result.end:
                 return
-            await gateway_conversation(url, clock, conv, level, result, rng)
+            await gateway_conversation(url, clock, conv, level, result, rng, http)
 
-    await asyncio.gather(*(worker(i) for i in range(level.concurrency)))
+    async with _borrower_http(level) as http:
+        await asyncio.gather(*(worker(i, http) for i in range(level.concurrency)))
     result.handoffs = clock.latencies(result.start, result.end)
     result.handoffs_after_reply = clock.after_reply(result.start, result.end)
     return result
 
 
 async def gateway_conversation(url: str, clock: HandoffClock, conv: Conversation, level: Level,
-                               result: LevelResult, rng: random.Random) -> None:
+                               result: LevelResult, rng: random.Random,
+                               http: aiohttp.ClientSession | None = None) -> None:
     """One conversation through the gateway on a new session and socket; a hand-off waits
     for the scripted agent to give the borrower back. Stops at the level's end."""
-    borrower = SocketBorrower()
+    borrower = SocketBorrower(http)
     try:
         await borrower.open(url)
         async for n, text, sent in _paced(conv, level, result, rng):
@@ -373,7 +398,7 @@ async def run_interleaved(url: str, agents: ScriptedAgents, rasa_urls: list[str]
     via_gateway = level.result(f"{system}-interleaved", t0)
     direct = level.result(f"rasa-behind-{system}", t0)
     clock = agents.clock
-    async with _rest_session() as http:
+    async with _rest_session() as http, _borrower_http(level) as ws_http:
         rng = random.Random(0)
         for k, conv in enumerate(itertools.islice(_stream(level, 0), 100_000)):
             if now() >= via_gateway.end:
@@ -381,7 +406,8 @@ async def run_interleaved(url: str, agents: ScriptedAgents, rasa_urls: list[str]
             gateway_first = k % 2 == 0
             for through_gateway in (gateway_first, not gateway_first):
                 if through_gateway:
-                    await gateway_conversation(url, clock, conv, level, via_gateway, rng)
+                    await gateway_conversation(url, clock, conv, level, via_gateway, rng,
+                                               ws_http)
                 else:
                     await rest_conversation(http, rasa_urls, token, conv, level, direct, rng)
     return via_gateway, direct
