@@ -53,10 +53,10 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--think", type=float, default=0.0,
                    help="mean seconds a borrower takes before each next message (0: none)")
     p.add_argument("--agents", type=int, default=4, help="scripted agents on the gateway")
-    p.add_argument("--client", choices=CLIENTS, default="lean",
-                   help="the socket.io borrowers' client: lean (bench/sio_client.py, the "
-                        "default: the same frames for less of the shared CPU) or "
-                        "python-socketio's AsyncClient")
+    p.add_argument("--client", choices=CLIENTS, default="python-socketio",
+                   help="the socket.io borrowers' client: python-socketio's AsyncClient (the "
+                        "default, as every session's figures) or lean (bench/sio_client.py: "
+                        "the same frames for about a quarter less of the shared CPU)")
     p.add_argument("--systems", default="vanilla,tuned-rasa,gateway",
                    help="vanilla (plain rasa run, REST), vanilla-memory (the same with Rasa's "
                         "in-memory tracker store), tuned-rasa (python -m bot.serve, "

@@ -28,7 +28,7 @@ from bench.utterances import Conversation, conversations
 
 log = logging.getLogger(__name__)
 
-CLIENTS = ("lean", "python-socketio")  # bench/sio_client.py says why two
+CLIENTS = ("python-socketio", "lean")  # bench/sio_client.py says why two
 TURN_TIMEOUT = 30.0       # a reply slower than this is a timeout, not a latency sample
 HANDBACK_TIMEOUT = 30.0   # scripted agent returns the borrower to the bot within this
 AGENT_REPLY = "您好，我是客服{name}，已收到您的问题，现在为您转回智能助手。"
@@ -48,7 +48,7 @@ class Level:
     seconds: float
     seed: int
     think: float = 0.0  # mean pause before each next message (0: closed loop, no think time)
-    client: str = "lean"  # the borrowers' socket.io client: "lean" or "python-socketio"
+    client: str = "python-socketio"  # the borrowers' socket.io client, or "lean"
 
     async def pause(self, rng: random.Random) -> None:
         """A borrower reading and typing: uniform in [think/2, 3*think/2] seconds."""

@@ -1,15 +1,16 @@
 """A borrower's socket.io client for the load generator: Socket.IO 5 over Engine.IO 4, websocket
 transport only, the default namespace, text packets.
 
-Why not python-socketio's `AsyncClient`: the load generator shares the machine's two cores with
-the system it measures, and every borrower's phone would pay its own client's CPU. The stock
-client costs ≈ 1.4 ms of CPU per message here (three REST-client's worth): for every packet
-engine.io's reader makes a task and a timer (`wait_for`), its writer another, and each event is
-dispatched on a task of its own. That CPU is taken from the gateway and Rasa under test. This
-client sends the gateway the same frames (`40`, `42["event",…]`, `42<id>[…]` for a call, `3` for
-each ping, `41` and `1` to leave) from one reading task per connection, and calls the handlers
-inline. The stock client stays selectable (`python -m bench --client python-socketio`), and the
-integration test runs the benchmark's borrower through both against a real gateway.
+Why: the load generator shares the machine's two cores with the system it measures, and every
+borrower's phone would pay its own client's CPU. python-socketio's `AsyncClient` makes a task
+and a timer for every packet engine.io reads (`wait_for`), another for its writer, and runs
+each event's handler on a task of its own. This client sends the gateway the same frames
+(`40`, `42["event",…]`, `42<id>[…]` for a call, `3` for each ping, `41` and `1` to leave) from
+one reading task per connection and calls the handlers inline: ≈ 25 % less of the load
+generator's CPU at 50 conversations (docs/benchmarks.md, session 19). python-socketio's stays
+the default (`python -m bench --client lean` picks this one), so figures compare across
+sessions; the integration test runs the benchmark's borrower through both against a real
+gateway.
 """
 
 from __future__ import annotations
