@@ -46,8 +46,10 @@ shell: model seed
 	@bash scripts/run.sh --shell
 
 # Order as the reference assistants do it: lint -> validate -> train -> tests (unit, NLU/story,
-# integration, browser). pytest runs last so its summary closes the output.
-test: lint validate model browser-deps
+# integration, browser). A stale model trains in the background while the tests that do not
+# need it run first (tests/conftest.py, tests/background_training.py); pytest runs last so its
+# summary closes the output.
+test: lint validate browser-deps
 	@$(VENV)/bin/pytest
 
 unit: setup

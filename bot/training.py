@@ -7,10 +7,13 @@ Rasa has its own fingerprinting, but checking it means importing Rasa and loadin
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +44,10 @@ class ModelPaths:
     @property
     def fingerprint(self) -> Path:
         return self.models_dir / f"{MODEL_NAME}.fingerprint"
+
+    @property
+    def lock(self) -> Path:
+        return self.models_dir / ".training.lock"
 
 
 def _input_files(root: Path) -> list[Path]:
@@ -92,11 +99,28 @@ def train(paths: ModelPaths, root: Path = ROOT) -> Path:
     return paths.model
 
 
+@contextlib.contextmanager
+def training_lock(paths: ModelPaths) -> Iterator[None]:
+    """One training of a models directory at a time, across processes.
+
+    Why: the test suite trains in the background while its other tests run
+    (tests/background_training.py), and `make run` may be started meanwhile; whoever comes
+    second waits here and then finds the model current instead of training it again over the
+    first one's files."""
+    paths.models_dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def ensure_model(paths: ModelPaths | None = None, root: Path = ROOT) -> Path:
     """Return the current model, training first if any input changed."""
     paths = paths or ModelPaths(root / "models")
     if is_stale(paths, root):
-        print(f"==> training {paths.model.name}: inputs changed or no model yet", flush=True)
-        return train(paths, root)
+        with training_lock(paths):
+            if is_stale(paths, root):
+                print(f"==> training {paths.model.name}: inputs changed or no model yet",
+                      flush=True)
+                return train(paths, root)
     print(f"==> model is current: {paths.model}", flush=True)
     return paths.model

@@ -4,22 +4,77 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.background_training import BackgroundTraining
+
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAINING = pytest.StashKey[BackgroundTraining]()
+TRAINING_LOG = ROOT / "reports" / "training.log"
+
+
+def needs_model(item: pytest.Item) -> bool:
+    return item.get_closest_marker("needs_model") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that needs the model is marked so and runs after all that do not (in their
+    own order otherwise); a stale model starts training now, beside the first ones."""
+    for item in items:
+        if "trained_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.needs_model)
+    items.sort(key=needs_model)  # stable
+    if config.option.collectonly or not any(needs_model(item) for item in items):
+        return
+    from bot.training import ModelPaths
+
+    training = BackgroundTraining.start_if_stale(ModelPaths(ROOT / "models"), TRAINING_LOG)
+    if training is not None:
+        config.stash[TRAINING] = training
+        _say(config, "==> the model is stale: training it in the background while the tests "
+                     f"that do not need it run (log: {TRAINING_LOG.relative_to(ROOT)})")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The first test that needs the model waits for its training here, before the test's
+    own timeout starts (pytest-timeout times the whole protocol)."""
+    training = item.config.stash.get(TRAINING, None)
+    if training is not None and needs_model(item):
+        with contextlib.suppress(Exception):  # a failure is reported by `trained_model`
+            training.wait(lambda line: _say(item.config, line))
+    yield
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    training = session.config.stash.get(TRAINING, None)
+    if training is not None:
+        training.stop()
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        print(line, flush=True)
 
 
 @pytest.fixture(scope="session")
-def trained_model() -> Path:
-    """The current model, trained first if any training input changed since the last build."""
+def trained_model(request: pytest.FixtureRequest) -> Path:
+    """The current model, trained first if any training input changed since the last build
+    (by the background training, when this run started one)."""
     from bot.training import ModelPaths, ensure_model
 
+    training = request.config.stash.get(TRAINING, None)
+    if training is not None:
+        training.wait(lambda line: _say(request.config, line))
     return ensure_model(ModelPaths(ROOT / "models"))
 
 
