@@ -23,12 +23,17 @@ def needs_model(item: pytest.Item) -> bool:
     return item.get_closest_marker("needs_model") is not None
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: `-m "not needs_model"` works
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that uses the trained model is marked as needing it."""
+    if "trained_model" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.needs_model)
+
+
+@pytest.hookimpl(trylast=True)  # after `-k`/`-m` deselected: train only for tests that run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that needs the model is marked so and runs after all that do not (in their
-    own order otherwise); a stale model starts training now, beside the first ones."""
-    for item in items:
-        if "trained_model" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.needs_model)
+    """The tests that need the model run after all that do not (in their own order
+    otherwise); a stale model starts training now, beside the first ones."""
     items.sort(key=needs_model)  # stable
     if config.option.collectonly or not any(needs_model(item) for item in items):
         return

@@ -31,6 +31,8 @@ def test_tests_needing_the_model_run_last_in_their_own_order() -> None:
         FakeItem("deploy", marked=True),
     ]
     config: Any = SimpleNamespace(option=SimpleNamespace(collectonly=True))
+    for item in items:
+        conftest.pytest_itemcollected(item)
     conftest.pytest_collection_modifyitems(config, items)
     assert [item.name for item in items] == ["a", "b", "c", "story", "diet", "deploy"]
     assert all(conftest.needs_model(item) for item in items[3:])
@@ -41,5 +43,19 @@ def test_collecting_only_starts_no_training(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(conftest.BackgroundTraining, "start_if_stale",
                         classmethod(lambda cls, *a, **k: started.append(a)))
     config: Any = SimpleNamespace(option=SimpleNamespace(collectonly=True), stash={})
-    conftest.pytest_collection_modifyitems(config, [FakeItem("diet", ("trained_model",))])
+    item: Any = FakeItem("diet", ("trained_model",))
+    conftest.pytest_itemcollected(item)
+    conftest.pytest_collection_modifyitems(config, [item])
     assert started == []
+
+
+def test_no_training_when_no_selected_test_needs_the_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(conftest.BackgroundTraining, "start_if_stale",
+                        classmethod(lambda cls, *a, **k: started.append(a)))
+    config: Any = SimpleNamespace(option=SimpleNamespace(collectonly=False), stash={})
+    conftest.pytest_collection_modifyitems(config, [FakeItem("a"), FakeItem("b")])
+    assert started == []
+    conftest.pytest_collection_modifyitems(config, [FakeItem("a"), FakeItem("m", marked=True)])
+    assert len(started) == 1
