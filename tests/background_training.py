@@ -32,7 +32,6 @@ class BackgroundTraining:
 
     def __init__(self, paths: ModelPaths, log: Path, root: Path = ROOT,
                  command: Sequence[str] | None = None) -> None:
-        self.paths = paths
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
@@ -43,7 +42,7 @@ class BackgroundTraining:
                                  "--models-dir", str(paths.models_dir)]),
                 cwd=root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
-                preexec_fn=lambda: os.nice(NICENESS),  # noqa: PLW1509 - no threads yet
+                preexec_fn=lambda: os.nice(NICENESS),
             )
 
     @classmethod

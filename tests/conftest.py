@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.training import ModelPaths, ensure_model
 from tests.background_training import BackgroundTraining
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
@@ -37,8 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=needs_model)  # stable
     if config.option.collectonly or not any(needs_model(item) for item in items):
         return
-    from bot.training import ModelPaths
-
     training = BackgroundTraining.start_if_stale(ModelPaths(ROOT / "models"), TRAINING_LOG)
     if training is not None:
         config.stash[TRAINING] = training
@@ -75,8 +74,6 @@ def _say(config: pytest.Config, line: str) -> None:
 def trained_model(request: pytest.FixtureRequest) -> Path:
     """The current model, trained first if any training input changed since the last build
     (by the background training, when this run started one)."""
-    from bot.training import ModelPaths, ensure_model
-
     training = request.config.stash.get(TRAINING, None)
     if training is not None:
         training.wait(lambda line: _say(request.config, line))
