@@ -6,7 +6,7 @@ borrower's phone would pay its own client's CPU. python-socketio's `AsyncClient`
 and a timer for every packet engine.io reads (`wait_for`), another for its writer, and runs
 each event's handler on a task of its own. This client sends the gateway the same frames
 (`40`, `42["event",…]`, `42<id>[…]` for a call, `3` for each ping, `41` and `1` to leave) from
-one reading task per connection and calls the handlers inline: ≈ 25 % less of the load
+one reading task per connection and calls the handlers inline: ≈ 28 % less of the load
 generator's CPU at 50 conversations (docs/benchmarks.md, session 19). python-socketio's stays
 the default (`python -m bench --client lean` picks this one), so figures compare across
 sessions; the integration test runs the benchmark's borrower through both against a real

@@ -16,6 +16,7 @@ from tests.background_training import BackgroundTraining
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
+MODELS = ModelPaths(ROOT / "models")
 TRAINING = pytest.StashKey[BackgroundTraining]()
 TRAINING_LOG = ROOT / "reports" / "training.log"
 
@@ -38,7 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=needs_model)  # stable
     if config.option.collectonly or not any(needs_model(item) for item in items):
         return
-    training = BackgroundTraining.start_if_stale(ModelPaths(ROOT / "models"), TRAINING_LOG)
+    training = BackgroundTraining.start_if_stale(MODELS, TRAINING_LOG)
     if training is not None:
         config.stash[TRAINING] = training
         _say(config, "==> the model is stale: training it in the background while the tests "
@@ -77,7 +78,7 @@ def trained_model(request: pytest.FixtureRequest) -> Path:
     training = request.config.stash.get(TRAINING, None)
     if training is not None:
         training.wait(lambda line: _say(request.config, line))
-    return ensure_model(ModelPaths(ROOT / "models"))
+    return ensure_model(MODELS)
 
 
 @pytest.fixture
